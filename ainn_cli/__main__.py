@@ -1,0 +1,3 @@
+from ainn_cli.cli import main
+
+main()

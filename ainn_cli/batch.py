@@ -1,0 +1,127 @@
+"""Plan and run conversions of files and folders: output names, pairing, resume, failures.
+
+    SRC file  + REF file   -> one job
+    SRC dir   + REF file   -> one job per audio file under SRC, tree mirrored under OUT
+    SRC dir   + REF dir    -> --pairing same-name (matching stems) or all (every source x every reference)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ainn_cli.audio import is_audio_file
+from ainn_cli.errors import OutputError, UsageError
+
+PAIRINGS = ("same-name", "all")
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    reference: Path | None  # None: convert to a prototype emotion
+    output: Path
+
+
+@dataclass
+class BatchReport:
+    converted: list[dict[str, object]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def audio_files(root: Path) -> list[Path]:
+    """Audio files under `root`, recursively, sorted; symlink loops and unreadable folders are skipped."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        found.extend(Path(folder) / f for f in sorted(files) if is_audio_file(Path(f)))
+    return found
+
+
+def shard_jobs(items: list[Job], spec: str | None) -> list[Job]:
+    """Keep the K-th of N deterministic parts (`K/N`, 1-based) of a sorted job list."""
+    if spec is None:
+        return items
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {spec!r}: use K/N, e.g. 1/4") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {spec!r}: need 1 <= K <= N")
+    return [job for i, job in enumerate(items) if i % n == k - 1]
+
+
+def plan(source: Path, reference: Path | None, output: Path | None, pairing: str = "same-name",
+         tag: str = "") -> list[Job]:
+    """All jobs for a source file or folder and a reference file or folder."""
+    if pairing not in PAIRINGS:
+        raise UsageError(f"--pairing must be one of {', '.join(PAIRINGS)}")
+    if not source.exists():
+        raise UsageError(f"{source}: no such file or folder")
+    if reference is not None and not reference.exists():
+        raise UsageError(f"{reference}: no such file or folder")
+    if source.is_file():
+        if reference is not None and reference.is_dir():
+            raise UsageError(f"{reference}: a reference folder needs a source folder")
+        out = output or Path(f"{source.stem}-{reference.stem if reference else tag}.wav")
+        if out.is_dir():
+            out = out / f"{source.stem}-{reference.stem if reference else tag}.wav"
+        return [_checked(Job(source, reference, out))]
+    out_dir = output or source.with_name(f"{source.name}-ainn")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a folder")
+    return [_checked(job) for job in _folder_jobs(source, reference, out_dir, pairing)]
+
+
+def _folder_jobs(source: Path, reference: Path | None, out_dir: Path, pairing: str) -> Iterator[Job]:
+    refs = audio_files(reference) if reference is not None and reference.is_dir() else None
+    by_stem = {r.stem: r for r in refs or []}
+    for src in audio_files(source):
+        rel = src.relative_to(source).with_suffix(".wav")
+        if refs is None:
+            yield Job(src, reference, out_dir / rel)
+        elif pairing == "same-name":
+            if src.stem in by_stem:
+                yield Job(src, by_stem[src.stem], out_dir / rel)
+        else:
+            for ref in refs:
+                yield Job(src, ref, out_dir / rel.with_name(f"{rel.stem}__ref-{ref.stem}.wav"))
+
+
+def _checked(job: Job) -> Job:
+    """Refuse an output that would replace one of its inputs."""
+    for given in (job.source, job.reference):
+        if given is not None and job.output.resolve() == given.resolve():
+            raise OutputError(f"{job.output}: output would overwrite its input")
+    return job
+
+
+def run_jobs(jobs: list[Job], convert_one: Callable[[Job], dict[str, object]], overwrite: bool,
+             on_done: Callable[[Job, str], None] | None = None) -> BatchReport:
+    """Convert each job, skipping existing outputs unless `overwrite`; a failure is recorded, not raised."""
+    from ainn_cli.errors import AinnError
+
+    report = BatchReport()
+    for job in jobs:
+        if job.output.exists() and not overwrite:
+            report.skipped.append(str(job.output))
+            status = "skipped"
+        else:
+            try:
+                report.converted.append(convert_one(job))
+                status = "converted"
+            except AinnError as err:
+                report.failed.append({"source": str(job.source), "reason": str(err)})
+            except (RuntimeError, ValueError, OSError, MemoryError) as err:  # a model or I/O failure on one file
+                report.failed.append({"source": str(job.source), "reason": f"{job.source}: {type(err).__name__}: {err}"})
+                status = "failed"
+        if on_done is not None:
+            on_done(job, status)
+    return report

@@ -1,0 +1,163 @@
+"""The `ainn` command: thin Typer commands over the library. torch is imported inside commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ainn_cli import __version__
+from ainn_cli.errors import AinnError
+
+app = typer.Typer(
+    help="Emotional voice conversion (AINN): say a source's words, in its voice, with a reference's emotion.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options shared by several commands, defined once.
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Bundle: registry name (default), folder, or Hub id owner/name or owner/name@revision.")]
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def friendly(command: F) -> F:
+    """Turn an AinnError into one line on stderr and its exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AinnError as err:
+            err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ainn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Convert the emotion of speech, read emotion and strength, train and export AINN models."""
+
+
+@app.command()
+@friendly
+def convert(
+    source: Annotated[Path, typer.Argument(help="Source speech: an audio file or a folder (converted recursively).")],
+    reference: Annotated[Path | None, typer.Argument(help="Reference speech whose emotion and strength to take: a file or a folder.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output wav, or folder for folder input. Default: SRC-REF.wav / SRC-ainn/.")] = None,
+    strength: Annotated[float | None, typer.Option(help="Emotional strength of the output, 0 (neutral) to 1 (full). Default: the reference's.")] = None,
+    emotion: Annotated[str | None, typer.Option(help="Target emotion without a reference (uses the bundle's prototype), e.g. angry.")] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    half: Annotated[bool, typer.Option(help="fp16 on CUDA (the vocoder stays fp32).")] = False,
+    sample_rate: Annotated[int | None, typer.Option("--sample-rate", help="Output sample rate in Hz (default 22050).")] = None,
+    pairing: Annotated[str, typer.Option(help="With a reference folder: same-name (matching stems) or all.")] = "same-name",
+    shard: Annotated[str | None, typer.Option(help="Convert only part K of N of a folder, e.g. 2/8, for parallel jobs.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (otherwise they are kept, and skipped in folders).")] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert SOURCE to the emotion of REFERENCE (or --emotion), keeping its words and voice.
+
+    Examples:
+
+      ainn convert neutral.wav angry.wav -o out.wav
+
+      ainn convert neutral.wav --emotion sad --strength 0.5 -o sad.wav
+
+      ainn convert in_dir/ angry.wav -o out_dir/     (resumes: existing outputs are skipped)
+    """
+    from ainn_cli.commands import run_convert
+
+    ok = run_convert(
+        source, reference, output, strength=strength, emotion=emotion, model=model, device=device, half=half,
+        sample_rate=sample_rate, pairing=pairing, shard=shard, overwrite=overwrite, as_json=json_out, quiet=quiet,
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def strength(
+    files: Annotated[list[Path], typer.Argument(help="Audio files or folders to read.")],
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    plot: Annotated[Path | None, typer.Option(help="Save a PNG (mel, cue M, probabilities); a folder when several files.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Read the emotion category, its strength (0 neutral .. 1 full-blown) and where it sits in time."""
+    from ainn_cli.commands import run_strength
+
+    if not run_strength(files, model=model, device=device, plot=plot, as_json=json_out):
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def info(model: ModelOpt = None, device: DeviceOpt = "auto", json_out: JsonOpt = False) -> None:
+    """Versions, the device auto would choose, and the bundle's components and parameter counts."""
+    from ainn_cli.commands import run_info
+
+    run_info(model=model, device=device, as_json=json_out)
+
+
+@app.command()
+@friendly
+def export(
+    bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder (or registry name).")],
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the Hub-ready folder.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists.")] = False,
+) -> None:
+    """Write a Hub-ready copy of a bundle with a model card (README.md)."""
+    from ainn_cli.card import export_for_hub
+
+    path = export_for_hub(str(bundle_dir), out_dir, overwrite=overwrite)
+    typer.echo(f"wrote {path} (upload with: huggingface-cli upload OWNER/NAME {path})")
+
+
+@app.command()
+@friendly
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints, logs, resolved config, split).")],
+    config: Annotated[Path | None, typer.Option(help="TOML file with hyperparameters (see configs/default.toml).")] = None,
+    stage: Annotated[str, typer.Option(help="stage1, stage2 or both.")] = "both",
+    data: Annotated[list[str] | None, typer.Option(help="Data source kind:path (manifest|ravdess|esd); repeatable; replaces the config's.")] = None,
+    init: Annotated[Path | None, typer.Option(help="Checkpoint to start from (e.g. RUN/stage1/best.pt for stage2).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run's latest checkpoint exactly.")] = False,
+    export_to: Annotated[Path | None, typer.Option("--export", help="Write a bundle here when training ends.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set stage1.steps=100.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train AINN (Stage I, then Stage II) and optionally export a bundle. Ctrl-C saves `latest`."""
+    from ainn_cli.commands import run_train
+
+    path = run_train(out, config, stage, data, init, resume, export_to, overrides or [], quiet)
+    typer.echo(f"done: {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training AINN: Stage I (strength + disentanglement) and Stage II (multi-view consistency)."""

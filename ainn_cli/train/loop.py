@@ -1,0 +1,207 @@
+"""The training loop shared by both stages: state, checkpoints, resume, logging, validation.
+
+    RUN_DIR/config.json  split.json
+    RUN_DIR/stage1/{latest.pt, best.pt, log.csv}
+    RUN_DIR/stage2/{latest.pt, best.pt, log.csv}
+
+A checkpoint holds the unwrapped modules' state dicts, the optimiser, the step and the best
+validation loss. Batches are a function of the step, so `resume` continues the exact data order.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ainn_cli.content import ContentEncoder
+from ainn_cli.emotion import EmotionEncoder
+from ainn_cli.errors import UsageError
+from ainn_cli.generator import Generator
+from ainn_cli.recognizer import Recognizer
+from ainn_cli.train.config import StageConfig, TrainConfig
+from ainn_cli.train.data import Batch, Corpus, batches, make_batch
+from ainn_cli.train.losses import Nets, stage1_losses, stage2_losses
+
+STAGES = ("stage1", "stage2")
+VAL_SEED_OFFSET = 10_000_019  # validation batches use their own fixed stream
+
+
+@dataclass
+class TrainState:
+    nets: Nets
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    best: float = math.inf
+
+
+def build_nets(config: TrainConfig) -> Nets:
+    model = config.model
+    emotion = dataclasses.replace(model.emotion_encoder, use_cue=config.variant == "full")
+    return Nets(ContentEncoder(model.content_encoder), EmotionEncoder(emotion),
+                Recognizer(model.recognizer), Generator(model.generator))
+
+
+def trainable(nets: Nets, stage: str) -> list[nn.Parameter]:
+    """Stage I trains everything; Stage II only the generator (R, Ec, Ee frozen)."""
+    if stage == "stage1":
+        return list(nets.parameters())
+    for module in (nets.recognizer, nets.content, nets.emotion, nets.probe):
+        module.requires_grad_(False)
+    return list(nets.generator.parameters())
+
+
+def new_state(config: TrainConfig, stage: str, init: Path | None) -> TrainState:
+    nets = build_nets(config)
+    if init is not None:
+        nets.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["nets"])
+    stage_cfg: StageConfig = getattr(config, stage)
+    optimizer = torch.optim.AdamW(trainable(nets, stage), lr=stage_cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    return TrainState(nets=nets, optimizer=optimizer)
+
+
+def save_checkpoint(state: TrainState, file: Path) -> None:
+    tmp = file.with_suffix(".tmp")
+    torch.save({"nets": state.nets.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "step": state.step, "best": state.best}, tmp)
+    tmp.replace(file)
+
+
+def load_checkpoint(state: TrainState, file: Path) -> None:
+    data = torch.load(file, map_location="cpu", weights_only=True)
+    state.nets.load_state_dict(data["nets"])
+    state.optimizer.load_state_dict(data["optimizer"])
+    state.step, state.best = int(data["step"]), float(data["best"])
+
+
+def compute_losses(state: TrainState, batch: Batch, config: TrainConfig, stage: str) -> dict[str, torch.Tensor]:
+    if stage == "stage1":
+        return stage1_losses(state.nets, batch, config.variant, config.triplet_margin)
+    return stage2_losses(state.nets, batch, cycle=config.stage2.lambdas.get("cycle", 0.0) > 0)
+
+
+def weighted_total(losses: dict[str, torch.Tensor], lambdas: dict[str, float]) -> torch.Tensor:
+    return sum((lambdas.get(name, 0.0) * value for name, value in losses.items()), torch.zeros(()))
+
+
+def train_step(state: TrainState, batch: Batch, config: TrainConfig, stage: str) -> dict[str, float]:
+    state.nets.train()
+    losses = compute_losses(state, batch, config, stage)
+    total = weighted_total(losses, getattr(config, stage).lambdas)
+    state.optimizer.zero_grad(set_to_none=True)
+    total.backward()  # type: ignore[no-untyped-call]
+    params = [p for group in state.optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    state.optimizer.step()
+    state.step += 1
+    return {"total": total.item(), **{k: v.item() for k, v in losses.items()}}
+
+
+def validate(state: TrainState, corpus: Corpus, config: TrainConfig, stage: str) -> dict[str, float]:
+    """Mean weighted loss and recognizer accuracy over fixed validation batches."""
+    state.nets.eval()
+    sums: dict[str, float] = {}
+    torch.manual_seed(config.seed)
+    for i in range(config.val_batches):
+        batch = make_batch(corpus, config.data.segment_frames, config.data.batch_size, config.seed + VAL_SEED_OFFSET, i)
+        with torch.no_grad():
+            losses = compute_losses(state, batch, config, stage)
+            acc = (state.nets.recognizer(batch.mel).logits.argmax(-1) == batch.label).float().mean()
+        values = {"total": float(weighted_total(losses, getattr(config, stage).lambdas)), "acc": float(acc)}
+        values.update({k: float(v) for k, v in losses.items()})
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v / config.val_batches
+    return {f"val_{k}": v for k, v in sums.items()}
+
+
+class CsvLog:
+    """Append-only CSV of every logged quantity; the header grows if new names appear."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+
+    def write(self, row: dict[str, Any]) -> None:
+        rows = list(csv.DictReader(open(self.file))) if self.file.exists() else []
+        names = list(rows[0].keys()) if rows else []
+        names += [k for k in row if k not in names]
+        if rows and names == list(rows[0].keys()):
+            with open(self.file, "a", newline="") as handle:
+                csv.DictWriter(handle, names).writerow(row)
+            return
+        with open(self.file, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, names)
+            writer.writeheader()
+            writer.writerows([*rows, row])
+
+
+def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, stage: str,
+              init: Path | None, resume: bool, quiet: bool = False) -> Path:
+    """Train one stage to `steps`; returns the path of its best checkpoint."""
+    if stage not in STAGES:
+        raise UsageError(f"unknown stage {stage!r}")
+    folder = run_dir / stage
+    folder.mkdir(parents=True, exist_ok=True)
+    state = new_state(config, stage, init)
+    if resume and (folder / "latest.pt").exists():
+        load_checkpoint(state, folder / "latest.pt")
+    elif (folder / "latest.pt").exists():
+        raise UsageError(f"{folder} already has a checkpoint; pass --resume to continue it or choose another --out")
+    steps = getattr(config, stage).steps
+    log = CsvLog(folder / "log.csv")
+    with _progress(quiet) as progress:
+        task = progress.add_task(stage, total=steps, completed=state.step, losses="")
+        try:
+            _loop(state, config, corpora, stage, folder, log, progress, task, steps)
+        except KeyboardInterrupt:
+            save_checkpoint(state, folder / "latest.pt")
+            raise
+    save_checkpoint(state, folder / "latest.pt")
+    if not (folder / "best.pt").exists():
+        save_checkpoint(state, folder / "best.pt")
+    return folder / "best.pt"
+
+
+def _loop(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str, folder: Path,
+          log: CsvLog, progress: Any, task: Any, steps: int) -> None:
+    start = time.perf_counter()
+    for batch in batches(corpora["train"], config.data, config.seed, state.step, steps):
+        values = train_step(state, batch, config, stage)
+        progress.update(task, completed=state.step, losses=" ".join(f"{k}={v:.3f}" for k, v in values.items()))
+        if state.step % config.log_every == 0 or state.step == steps:
+            log.write({"step": state.step, "seconds": round(time.perf_counter() - start, 1), **values})
+        if state.step % config.val_every == 0 or state.step == steps:
+            _validate_and_keep_best(state, config, corpora, stage, folder, log)
+        if state.step % config.checkpoint_every == 0:
+            save_checkpoint(state, folder / "latest.pt")
+
+
+def _validate_and_keep_best(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str,
+                            folder: Path, log: CsvLog) -> None:
+    if "val" not in corpora or not corpora["val"].utterances:
+        return
+    metrics = validate(state, corpora["val"], config, stage)
+    log.write({"step": state.step, **metrics})
+    if metrics["val_total"] < state.best:
+        state.best = metrics["val_total"]
+        save_checkpoint(state, folder / "best.pt")
+
+
+def _progress(quiet: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[losses]}"), disable=quiet)
+
+
+def write_run_files(run_dir: Path, config: TrainConfig, split: dict[str, list[str]]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(config.to_json() + "\n")
+    (run_dir / "split.json").write_text(json.dumps(split, indent=2) + "\n")

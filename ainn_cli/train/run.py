@@ -1,0 +1,45 @@
+"""`ainn train`: load data, split by speaker, run Stage I and/or Stage II, export a bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ainn_cli.train.config import TrainConfig
+from ainn_cli.train.data import Corpus, build_corpus, load_source, split_speakers
+from ainn_cli.train.export import export_bundle
+from ainn_cli.train.loop import STAGES, build_nets, run_stage, write_run_files
+
+
+def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list[str]]]:
+    utterances = [u for spec in config.data.sources for u in load_source(spec)]
+    split = split_speakers(utterances, config.data)
+    cache = Path(config.data.cache_dir)
+    labels = config.model.recognizer.labels
+    corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache)
+               for part, speakers in split.items()}
+    return corpora, split
+
+
+def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, init: Path | None = None,
+          resume: bool = False, export: Path | None = None, quiet: bool = False) -> Path:
+    """Run the stages in order (Stage II starts from Stage I's best unless `init`); maybe export."""
+    torch.manual_seed(config.seed)
+    corpora, split = load_corpora(config)
+    write_run_files(run_dir, config, split)
+    checkpoint = init
+    for stage in stages:
+        checkpoint = run_stage(config, corpora, run_dir, stage, checkpoint, resume, quiet)
+    if export is not None and checkpoint is not None:
+        export_run(config, checkpoint, corpora["train"], export, split)
+    return checkpoint or run_dir
+
+
+def export_run(config: TrainConfig, checkpoint: Path, corpus: Corpus, out_dir: Path,
+               split: dict[str, list[str]]) -> Path:
+    nets = build_nets(config)
+    nets.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["nets"])
+    metadata = {"checkpoint": str(checkpoint.name), "variant": config.variant, "sources": list(config.data.sources),
+                "split": split, "steps": {"stage1": config.stage1.steps, "stage2": config.stage2.steps}}
+    return export_bundle(nets, corpus, out_dir, name=out_dir.name, metadata=metadata)
