@@ -7,6 +7,7 @@ torchaudio 2.9+ dropped its audio I/O and each release pins one exact torch vers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # ~86.13 frames per second
 
 MIN_SECONDS = 0.25  # shorter inputs cannot carry a sentence
 SILENCE_PEAK = 1e-4  # peak amplitude below which an input counts as silent
+CLIP_LEVEL_TOLERANCE = 1e-3  # samples within this of full scale count as clipped
+CLIPPED_FRACTION = 0.01  # warn when more than this fraction of samples is clipped
+MIN_RATE, MAX_RATE = 4000, 768000  # Hz; outside this a header lies (and 1 Hz would resample to gigabytes)
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus"})
 
 
@@ -55,9 +59,11 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
     """
     path = Path(path)
     if not path.exists():
-        raise AudioError(f"{path}: no such file")
+        raise AudioError(f"{path}: {'broken or looping symbolic link' if path.is_symlink() else 'no such file'}")
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, not an audio file")
+    if not path.is_file():  # a FIFO would block the reader forever; a device is not a recording
+        raise AudioError(f"{path}: not a regular file")
     try:
         info = sf.info(str(path))
         frames = -1 if max_seconds is None else int(max_seconds * info.samplerate)
@@ -69,51 +75,71 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
 
 def prepare(samples: np.ndarray, rate: int, name: str = "<memory>") -> Audio:
     """Validate and resample a mono waveform `(N,)` at `rate` Hz to SAMPLE_RATE."""
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim != 1:
-        raise AudioError(f"{name}: expected a mono waveform, got shape {samples.shape}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
+    wave = np.asarray(samples, dtype=np.float64)  # float64: float32 extremes (~3e38) must not overflow
+    if wave.ndim != 1:
+        raise AudioError(f"{name}: expected a mono waveform, got shape {wave.shape}")
     warnings: list[str] = []
-    if not np.all(np.isfinite(samples)):
-        bad = int(np.sum(~np.isfinite(samples)))
-        if bad == samples.size:
-            raise AudioError(f"{name}: every sample is NaN or infinite")
-        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-        warnings.append(f"{bad} NaN/infinite samples replaced by 0")
-    if samples.size / max(rate, 1) < MIN_SECONDS:
-        raise AudioError(f"{name}: too short ({samples.size / max(rate, 1):.3f} s, need {MIN_SECONDS} s)")
-    samples = samples - float(np.mean(samples))  # remove DC offset
-    peak = float(np.max(np.abs(samples)))
+    wave = _finite(wave, name, warnings)
+    if wave.size / rate < MIN_SECONDS:
+        raise AudioError(f"{name}: too short ({wave.size / rate:.3f} s, need {MIN_SECONDS} s)")
+    _check_level(wave, warnings)
+    wave = wave - float(np.mean(wave))  # remove DC offset
+    peak = float(np.max(np.abs(wave)))
     if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: silent (peak amplitude {peak:.1e})")
     if peak > 1.0:
-        samples = samples / peak
-        warnings.append(f"peak {peak:.2f} is beyond full scale; normalised")
-    elif np.mean(np.abs(samples) > 0.999) > 0.01:
-        warnings.append("more than 1% of samples are clipped")
+        wave = wave / peak
+    out = wave.astype(np.float32)
     if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    return Audio(samples=samples, source_rate=rate, path=name, warnings=tuple(warnings))
+        out = np.clip(soxr.resample(out, rate, SAMPLE_RATE, quality="HQ"), -1.0, 1.0).astype(np.float32)
+    return Audio(samples=out, source_rate=rate, path=name, warnings=tuple(warnings))
+
+
+def _finite(wave: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
+    """Replace NaN and infinite samples by 0 with a warning; refuse a wave that has nothing else."""
+    bad = int(np.count_nonzero(~np.isfinite(wave)))
+    if not bad:
+        return wave
+    if bad == wave.size:
+        raise AudioError(f"{name}: every sample is NaN or infinite")
+    warnings.append(f"{bad} NaN/infinite samples replaced by 0")
+    return np.where(np.isfinite(wave), wave, 0.0)
+
+
+def _check_level(wave: np.ndarray, warnings: list[str]) -> None:
+    """Warn about audio beyond full scale (float files) or clipped at full scale, as recorded."""
+    peak = float(np.max(np.abs(wave)))
+    if peak > 1.0 + CLIP_LEVEL_TOLERANCE:
+        warnings.append(f"peak {peak:.3g} is beyond full scale; normalised")
+    elif np.mean(np.abs(wave) >= 1.0 - CLIP_LEVEL_TOLERANCE) > CLIPPED_FRACTION:
+        warnings.append(f"more than {CLIPPED_FRACTION:.0%} of samples are clipped")
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, overwrite: bool = False) -> Path:
-    """Write `(N,)` float samples as 16-bit wav atomically: a temp file in the same folder, then rename."""
+    """Write `(N,)` float samples as 16-bit wav atomically: a hidden temp file in the same folder, then rename.
+
+    On any failure the temp file is removed and the target is left as it was.
+    """
     path = Path(path)
     check_writable(path, overwrite)
     if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, SAMPLE_RATE, rate, quality="HQ")
-    samples = np.clip(np.nan_to_num(samples), -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        samples = soxr.resample(np.asarray(samples, dtype=np.float32), SAMPLE_RATE, rate, quality="HQ")
+    samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             sf.write(handle, samples, rate, format="WAV", subtype="PCM_16")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+    except (OSError, sf.LibsndfileError) as err:
+        _discard(tmp)
+        raise OutputError(f"{path}: cannot write ({_reason(err)})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return path
 
@@ -122,14 +148,30 @@ def check_writable(path: Path, overwrite: bool) -> None:
     """Refuse an existing output without `overwrite` and create the folder, or say why not."""
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name for the output")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path}: exists and is not a regular file")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: exists already (use --overwrite to replace it)")
+    blocker = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"{blocker}: is not a folder, so {path} cannot be written")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"{path.parent}: cannot create folder ({err.strerror or err})") from None
+        raise OutputError(f"{path.parent}: cannot create folder ({_reason(err)})") from None
     if not os.access(path.parent, os.W_OK):
         raise OutputError(f"{path.parent}: folder is not writable")
+
+
+def _discard(tmp: str | None) -> None:
+    """Remove a temp file if it was created; never raise (we are already handling a failure)."""
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _reason(err: Exception) -> str:
+    return (err.strerror if isinstance(err, OSError) else None) or _short(err)
 
 
 def is_audio_file(path: Path) -> bool:

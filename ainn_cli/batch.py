@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ainn_cli.audio import is_audio_file
-from ainn_cli.errors import OutputError, UsageError
+from ainn_cli.errors import AinnError, OutputError, UsageError
 
 PAIRINGS = ("same-name", "all")
 
@@ -36,12 +36,18 @@ class BatchReport:
         return not self.failed
 
 
-def audio_files(root: Path) -> list[Path]:
-    """Audio files under `root`, recursively, sorted; symlink loops and unreadable folders are skipped."""
+def audio_files(root: Path, exclude: Path | None = None) -> list[Path]:
+    """Audio files under `root`, recursively, sorted.
+
+    Symlinked folders (so symlink loops) and unreadable folders are not entered; hidden files and folders
+    (macOS `._x.wav` resource forks, our own `.x.wav.*.part` temp files) are skipped, and so is `exclude`
+    (an output folder inside the source folder, whose results must not become new sources).
+    """
     found: list[Path] = []
+    skip = exclude.resolve() if exclude is not None else None
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs.sort()
-        found.extend(Path(folder) / f for f in sorted(files) if is_audio_file(Path(f)))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != skip)
+        found.extend(Path(folder) / f for f in sorted(files) if not f.startswith(".") and is_audio_file(Path(f)))
     return found
 
 
@@ -75,15 +81,22 @@ def plan(source: Path, reference: Path | None, output: Path | None, pairing: str
             out = out / f"{source.stem}-{reference.stem if reference else tag}.wav"
         return [_checked(Job(source, reference, out))]
     out_dir = output or source.with_name(f"{source.name}-ainn")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a folder")
+    _check_out_dir(out_dir)
     return [_checked(job) for job in _folder_jobs(source, reference, out_dir, pairing)]
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that is, or lies under, something other than a folder (once, not per file)."""
+    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "exists" if blocker == out_dir else f"lies on the way to {out_dir}"
+        raise OutputError(f"{blocker}: {where} and is not a folder")
 
 
 def _folder_jobs(source: Path, reference: Path | None, out_dir: Path, pairing: str) -> Iterator[Job]:
     refs = audio_files(reference) if reference is not None and reference.is_dir() else None
     by_stem = {r.stem: r for r in refs or []}
-    for src in audio_files(source):
+    for src in audio_files(source, exclude=out_dir):
         rel = src.relative_to(source).with_suffix(".wav")
         if refs is None:
             yield Job(src, reference, out_dir / rel)
@@ -106,22 +119,27 @@ def _checked(job: Job) -> Job:
 def run_jobs(jobs: list[Job], convert_one: Callable[[Job], dict[str, object]], overwrite: bool,
              on_done: Callable[[Job, str], None] | None = None) -> BatchReport:
     """Convert each job, skipping existing outputs unless `overwrite`; a failure is recorded, not raised."""
-    from ainn_cli.errors import AinnError
-
     report = BatchReport()
     for job in jobs:
-        if job.output.exists() and not overwrite:
-            report.skipped.append(str(job.output))
-            status = "skipped"
-        else:
-            try:
-                report.converted.append(convert_one(job))
-                status = "converted"
-            except AinnError as err:
-                report.failed.append({"source": str(job.source), "reason": str(err)})
-            except (RuntimeError, ValueError, OSError, MemoryError) as err:  # a model or I/O failure on one file
-                report.failed.append({"source": str(job.source), "reason": f"{job.source}: {type(err).__name__}: {err}"})
-                status = "failed"
+        status = _run_one(job, convert_one, overwrite, report)
         if on_done is not None:
             on_done(job, status)
     return report
+
+
+def _run_one(job: Job, convert_one: Callable[[Job], dict[str, object]], overwrite: bool,
+             report: BatchReport) -> str:
+    """Convert, skip or record the failure of one job; returns "converted", "skipped" or "failed"."""
+    if job.output.exists() and not overwrite:
+        report.skipped.append(str(job.output))
+        return "skipped"
+    try:
+        report.converted.append(convert_one(job))
+    except AinnError as err:
+        reason = str(err)
+    except (RuntimeError, ValueError, OSError, MemoryError) as err:  # a model or I/O failure on one file
+        reason = f"{job.source}: {type(err).__name__}: {err}"
+    else:
+        return "converted"
+    report.failed.append({"source": str(job.source), "reason": " ".join(reason.split())})
+    return "failed"

@@ -123,6 +123,7 @@ def save_bundle(out_dir: Path, info: BundleInfo, modules: dict[str, nn.Module], 
             "metadata": info.metadata, "files": hashes,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

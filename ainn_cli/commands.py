@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +87,22 @@ def _print_single(summary: dict[str, object], as_json: bool, quiet: bool) -> Non
 def _run_folder(jobs: list[Job], convert_one: Any, overwrite: bool, as_json: bool, quiet: bool) -> bool:
     progress = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.fields[rtf]}"), console=err_console, disable=quiet or as_json)
-    audio_seconds, started = 0.0, time.perf_counter()
+    totals = {"audio": 0.0, "compute": 0.0}
+
+    def timed(job: Job) -> dict[str, object]:
+        summary: dict[str, object] = convert_one(job)
+        totals["audio"] += float(summary["seconds"])  # type: ignore[arg-type]
+        totals["compute"] += float(summary["seconds"]) * float(summary["rtf"])  # type: ignore[arg-type]
+        return summary
+
     with progress:
         task = progress.add_task("convert", total=len(jobs), rtf="")
 
         def done(job: Job, status: str) -> None:
-            nonlocal audio_seconds
-            if status == "converted":
-                audio_seconds += float(report.converted[-1]["seconds"])  # type: ignore[arg-type]
-            rtf = (time.perf_counter() - started) / audio_seconds if audio_seconds else 0.0
-            progress.update(task, advance=1, rtf=f"RTF {rtf:.2f}" if audio_seconds else "")
+            rtf = f"RTF {totals['compute'] / totals['audio']:.2f}" if totals["audio"] else ""
+            progress.update(task, advance=1, rtf=rtf)
 
-        report = run_jobs(jobs, convert_one, overwrite, on_done=lambda j, s: done(j, s))
+        report = run_jobs(jobs, timed, overwrite, on_done=done)
     if as_json:
         print(json.dumps({"converted": report.converted, "skipped": report.skipped, "failed": report.failed}))
     elif not quiet:

@@ -61,15 +61,15 @@ def download_bundle(repo_id: str, revision: str) -> Path:
     try:
         manifest = huggingface_hub.hf_hub_download(repo_id, MANIFEST, revision=revision)
         files = sorted(json.loads(Path(manifest).read_text()).get("files", {}))
-        folder = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=[MANIFEST, *files])
+        folder = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=None)
     except errors.RepositoryNotFoundError:
         raise BundleError(f"{repo_id}: no such repository on the Hub (or it is private)") from None
     except errors.RevisionNotFoundError:
         raise BundleError(f"{repo_id}@{revision}: no such revision on the Hub") from None
+    except errors.LocalEntryNotFoundError:  # before EntryNotFoundError: it is a subclass (offline, not cached)
+        raise BundleError(_offline_message(repo_id, revision)) from None
     except errors.EntryNotFoundError:
         raise BundleError(f"{repo_id}@{revision}: not a model bundle (no {MANIFEST})") from None
-    except errors.LocalEntryNotFoundError:
-        raise BundleError(_offline_message(repo_id, revision)) from None
     except (errors.HfHubHTTPError, OSError, ValueError) as err:
         raise BundleError(f"{repo_id}@{revision}: download failed ({str(err).splitlines()[0]})") from None
     return Path(str(folder))

@@ -94,6 +94,7 @@ def weighted_total(losses: dict[str, torch.Tensor], lambdas: dict[str, float]) -
 
 def train_step(state: TrainState, batch: Batch, config: TrainConfig, stage: str) -> dict[str, float]:
     state.nets.train()
+    torch.manual_seed(config.seed + state.step)  # random draws inside the losses follow the step too
     losses = compute_losses(state, batch, config, stage)
     total = weighted_total(losses, getattr(config, stage).lambdas)
     state.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,114 @@
+"""One-step training smoke tests on synthetic audio, from the real config with small overrides."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from ainn_cli.pipeline import load_pipeline
+from ainn_cli.train.config import load_config
+from ainn_cli.train.data import load_source, split_speakers
+from ainn_cli.train.run import train
+from tests.conftest import REPO, tone
+
+EMOTIONS = {"neutral": 110.0, "angry": 180.0, "happy": 220.0, "sad": 90.0, "surprise": 260.0}
+TINY = [
+    "model.recognizer.channels=16", "model.recognizer.layers=1", "model.content_encoder.channels=16",
+    "model.content_encoder.layers=1", "model.emotion_encoder.channels=16", "model.emotion_encoder.layers=1",
+    "model.generator.channels=16", "model.generator.layers=1", "data.batch_size=6", "data.segment_frames=32",
+    "data.workers=0", "val_batches=1", "val_every=1", "log_every=1", "checkpoint_every=1",
+    "data.val_speakers=[\"s3\"]", "data.test_speakers=[\"s4\"]",
+]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five speakers x five emotions x two clips of synthetic 'speech', listed in a manifest CSV."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for s in range(5):
+        for emotion, f0 in EMOTIONS.items():
+            for k in range(2):
+                path = root / f"s{s}_{emotion}_{k}.wav"
+                sf.write(path, tone(0.6, f0=f0 * (1 + 0.05 * s), seed=s * 10 + k), 22050)
+                rows.append({"path": path.name, "speaker": f"s{s}", "emotion": emotion,
+                             "intensity": "neutral" if emotion == "neutral" else ["normal", "strong"][k]})
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "speaker", "emotion", "intensity"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "manifest.csv"
+
+
+def config(manifest: Path, tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
+    overrides = [*TINY, f"data.sources=[\"manifest:{manifest}\"]", f"data.cache_dir=\"{tmp_path / 'cache'}\"", *extra]
+    return load_config(REPO / "configs" / "default.toml", overrides)
+
+
+def test_both_stages_one_step_and_export(manifest: Path, tmp_path: Path) -> None:
+    cfg = config(manifest, tmp_path, "stage1.steps=1", "stage2.steps=1")
+    run = tmp_path / "run"
+    train(cfg, run, export=tmp_path / "bundle", quiet=True)
+    split = json.loads((run / "split.json").read_text())
+    assert split["val"] == ["s3"] and split["test"] == ["s4"] and "s4" not in split["train"]
+    logs = {stage: list(csv.DictReader(open(run / stage / "log.csv"))) for stage in ("stage1", "stage2")}
+    assert {"rec", "cls", "str", "dis"} <= set(logs["stage1"][0])
+    assert {"rec", "cc", "ecc", "esc", "val_acc"} <= set(logs["stage2"][0])
+    assert all((run / stage / f).is_file() for stage in ("stage1", "stage2") for f in ("latest.pt", "best.pt"))
+    pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
+    assert set(pipe.bundle.info.prototypes) == set(EMOTIONS)
+    assert pipe.convert(tone(0.5), tone(0.5, f0=200)).wave.shape == (11025,)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "no_cue"])
+def test_ablation_variants_train(manifest: Path, tmp_path: Path, variant: str) -> None:
+    cfg = config(manifest, tmp_path, "stage1.steps=1", f"variant=\"{variant}\"")
+    train(cfg, tmp_path / "run", stages=("stage1",), quiet=True)
+    names = set(next(csv.DictReader(open(tmp_path / "run" / "stage1" / "log.csv"))))
+    assert ("str" in names) == (variant != "baseline")
+
+
+def test_resume_continues_exactly(manifest: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    train(config(manifest, tmp_path, "stage1.steps=3"), straight, stages=("stage1",), quiet=True)
+    broken = tmp_path / "broken"
+    train(config(manifest, tmp_path, "stage1.steps=2"), broken, stages=("stage1",), quiet=True)
+    train(config(manifest, tmp_path, "stage1.steps=3"), broken, stages=("stage1",), resume=True, quiet=True)
+    a = torch.load(straight / "stage1" / "latest.pt", weights_only=True)
+    b = torch.load(broken / "stage1" / "latest.pt", weights_only=True)
+    assert a["step"] == b["step"] == 3
+    for key, value in a["nets"].items():
+        torch.testing.assert_close(b["nets"][key], value, msg=key)
+
+
+def test_existing_run_needs_resume(manifest: Path, tmp_path: Path) -> None:
+    from ainn_cli.errors import UsageError
+
+    cfg = config(manifest, tmp_path, "stage1.steps=1")
+    train(cfg, tmp_path / "run", stages=("stage1",), quiet=True)
+    with pytest.raises(UsageError, match="--resume"):
+        train(cfg, tmp_path / "run", stages=("stage1",), quiet=True)
+
+
+def test_layouts_and_speaker_split(tmp_path: Path) -> None:
+    for speaker in ("0011", "0012", "0013"):
+        for emotion in ("Neutral", "Angry"):
+            folder = tmp_path / "esd" / speaker / emotion
+            folder.mkdir(parents=True)
+            sf.write(folder / f"{speaker}_000001.wav", tone(0.3), 16000)
+    esd = load_source(f"esd:{tmp_path / 'esd'}")
+    assert {u.emotion for u in esd} == {"neutral", "angry"} and len(esd) == 6
+    rav = tmp_path / "rav" / "Actor_01"
+    rav.mkdir(parents=True)
+    sf.write(rav / "03-01-05-02-01-01-01.wav", tone(0.3), 22050)
+    sf.write(rav / "03-01-07-01-01-01-01.wav", tone(0.3), 22050)  # disgust: not one of the five labels
+    (utt,) = load_source(f"ravdess:{tmp_path / 'rav'}")
+    assert (utt.emotion, utt.intensity, utt.speaker) == ("angry", 1.0, "ravdess_01")
+    cfg = load_config(None, ["data.n_val=1", "data.n_test=1"])
+    split = split_speakers(esd, cfg.data)
+    assert split == {"train": ["esd_0011"], "val": ["esd_0012"], "test": ["esd_0013"]}
