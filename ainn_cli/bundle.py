@@ -135,7 +135,7 @@ def save_bundle(out_dir: Path, info: BundleInfo, modules: dict[str, nn.Module], 
 def _save_component(root: Path, name: str, module: nn.Module, half: bool) -> dict[str, str]:
     folder = root / name
     folder.mkdir()
-    config = getattr(module, "config")
+    config: Any = module.config  # every component keeps its frozen dataclass config
     (folder / CONFIG).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     dtype = torch.float16 if half else torch.float32
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in module.state_dict().items()}

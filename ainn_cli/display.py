@@ -36,7 +36,8 @@ def bar(value: float, width: int = 20) -> str:
 def show_reading(console: Console, name: str, reading: StrengthReading) -> None:
     """Category with probabilities, strength, and the cue M over time as a sparkline."""
     console.print(f"[bold]{name}[/]  {reading.seconds:.2f} s")
-    console.print(f"  emotion  [bold]{reading.label}[/]   strength [bold]{reading.strength:.2f}[/] {bar(reading.strength)}")
+    strength = f"[bold]{reading.strength:.2f}[/] {bar(reading.strength)}"
+    console.print(f"  emotion  [bold]{reading.label}[/]   strength {strength}")
     for label, p in sorted(reading.probabilities.items(), key=lambda kv: -kv[1]):
         console.print(f"    {label:<9}{p:6.1%} {bar(p)}")
     console.print(f"  cue M    {sparkline(reading.cue)}")

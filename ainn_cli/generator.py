@@ -53,4 +53,5 @@ class Generator(nn.Module):
         x = self.inp(content)
         for block in self.blocks:
             x = block(x, cond)
-        return self.out(F.gelu(x))
+        mel: torch.Tensor = self.out(F.gelu(x))
+        return mel

@@ -61,7 +61,7 @@ def download_bundle(repo_id: str, revision: str) -> Path:
     try:
         manifest = huggingface_hub.hf_hub_download(repo_id, MANIFEST, revision=revision)
         files = sorted(json.loads(Path(manifest).read_text()).get("files", {}))
-        folder = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=None)
+        folder = huggingface_hub.snapshot_download(repo_id, revision=revision, allow_patterns=[MANIFEST, *files])
     except errors.RepositoryNotFoundError:
         raise BundleError(f"{repo_id}: no such repository on the Hub (or it is private)") from None
     except errors.RevisionNotFoundError:

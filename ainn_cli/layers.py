@@ -32,7 +32,8 @@ class ConvBlock(nn.Module):
         if self.film is not None and cond is not None:
             scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
             h = h * (1 + scale) + shift
-        return x + self.conv2(F.gelu(h))
+        out: torch.Tensor = x + self.conv2(F.gelu(h))
+        return out
 
 
 def attentive_pool(features: torch.Tensor, scores: torch.Tensor, cue: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,12 +62,12 @@ def match_length(x: torch.Tensor, frames: int) -> torch.Tensor:
 
 class _GradReverse(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, scale: float) -> torch.Tensor:
         ctx.scale = scale  # type: ignore[attr-defined]
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return -ctx.scale * grad, None  # type: ignore[attr-defined]
 
 

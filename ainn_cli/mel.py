@@ -48,6 +48,9 @@ def mel_filterbank(
 class LogMel(torch.nn.Module):
     """Waveform `(B, N)` in [-1, 1] at 22050 Hz -> natural-log mel `(B, 80, N // 256)`."""
 
+    basis: torch.Tensor
+    window: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("basis", torch.from_numpy(mel_filterbank()), persistent=False)
@@ -69,7 +72,8 @@ def log_mel(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
     tensor = torch.as_tensor(wave, dtype=torch.float32)
     if tensor.dim() == 1:
         tensor = tensor.unsqueeze(0)
-    return _front_end(str(tensor.device))(tensor.to(torch.float32))
+    mel: torch.Tensor = _front_end(str(tensor.device))(tensor.to(torch.float32))
+    return mel
 
 
 @lru_cache(maxsize=4)

@@ -99,7 +99,7 @@ class Pipeline:
             raise UsageError(f"strength must be between 0 and 1, got {strength}")
         reading, embedding = self._target(reference, emotion)
         label = reading.label if reading else str(emotion)
-        level = 0.0 if label == "neutral" else strength if strength is not None else reading.strength if reading else 1.0
+        level = _level(label, strength, reading)
         raw = 0.0 if label == "neutral" else self.bundle.info.calibration.raw(label, level)
         samples = _samples(source)
         mel, rec, _ = self._read(samples)
@@ -137,6 +137,15 @@ class Pipeline:
             wave = self.vocoder(mel[..., lo:hi])[0]
             pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
         return torch.cat(pieces).float().cpu().numpy()
+
+
+def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:
+    """Target strength: 0 for neutral, else --strength, else the reference's, else full."""
+    if label == "neutral":
+        return 0.0
+    if strength is not None:
+        return strength
+    return reading.strength if reading is not None else 1.0
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:

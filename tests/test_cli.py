@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ainn_cli.cli import app
 
 runner = CliRunner()
 
 
-def invoke(*args: str | Path) -> "object":
+def invoke(*args: str | Path) -> Result:
     return runner.invoke(app, [str(a) for a in args])
 
 

@@ -251,9 +251,11 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundles: dict[str, dict
                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(key, raising=False)
     _patch_hf(
-        monkeypatch, ENDPOINT=server.url, HUGGINGFACE_CO_URL_TEMPLATE=server.url + "/{repo_id}/resolve/{revision}/{filename}",
+        monkeypatch, ENDPOINT=server.url,
+        HUGGINGFACE_CO_URL_TEMPLATE=server.url + "/{repo_id}/resolve/{revision}/{filename}",
         HF_HOME=str(home), HF_HUB_CACHE=str(home / "hub"), HUGGINGFACE_HUB_CACHE=str(home / "hub"),
-        HF_XET_CACHE=str(home / "xet"), HF_TOKEN_PATH=str(home / "token"), HF_STORED_TOKENS_PATH=str(home / "stored_tokens"),
+        HF_XET_CACHE=str(home / "xet"), HF_TOKEN_PATH=str(home / "token"),
+        HF_STORED_TOKENS_PATH=str(home / "stored_tokens"),
         HF_HUB_OFFLINE=False, HF_HUB_DISABLE_IMPLICIT_TOKEN=True, HF_HUB_DISABLE_TELEMETRY=True,
     )
     monkeypatch.chdir(tmp_path)  # so that "owner/name" is never mistaken for a local folder
@@ -320,7 +322,9 @@ def test_second_resolve_downloads_nothing(hub: FakeHub, tmp_path: Path) -> None:
     load_bundle(first)
 
 
-def test_cached_bundle_works_with_the_server_down(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_bundle_works_with_the_server_down(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first = resolve_bundle("owner/name@v1")
     hub.stop()
 

@@ -45,6 +45,11 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "manifest.csv"
 
 
+def read_log(file: Path) -> list[dict[str, str]]:
+    with open(file, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def config(manifest: Path, tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
     overrides = [*TINY, f"data.sources=[\"manifest:{manifest}\"]", f"data.cache_dir=\"{tmp_path / 'cache'}\"", *extra]
     return load_config(REPO / "configs" / "default.toml", overrides)
@@ -56,7 +61,7 @@ def test_both_stages_one_step_and_export(manifest: Path, tmp_path: Path) -> None
     train(cfg, run, export=tmp_path / "bundle", quiet=True)
     split = json.loads((run / "split.json").read_text())
     assert split["val"] == ["s3"] and split["test"] == ["s4"] and "s4" not in split["train"]
-    logs = {stage: list(csv.DictReader(open(run / stage / "log.csv"))) for stage in ("stage1", "stage2")}
+    logs = {stage: read_log(run / stage / "log.csv") for stage in ("stage1", "stage2")}
     assert {"rec", "cls", "str", "dis"} <= set(logs["stage1"][0])
     assert {"rec", "cc", "ecc", "esc", "val_acc"} <= set(logs["stage2"][0])
     assert all((run / stage / f).is_file() for stage in ("stage1", "stage2") for f in ("latest.pt", "best.pt"))
@@ -69,7 +74,7 @@ def test_both_stages_one_step_and_export(manifest: Path, tmp_path: Path) -> None
 def test_ablation_variants_train(manifest: Path, tmp_path: Path, variant: str) -> None:
     cfg = config(manifest, tmp_path, "stage1.steps=1", f"variant=\"{variant}\"")
     train(cfg, tmp_path / "run", stages=("stage1",), quiet=True)
-    names = set(next(csv.DictReader(open(tmp_path / "run" / "stage1" / "log.csv"))))
+    names = set(read_log(tmp_path / "run" / "stage1" / "log.csv")[0])
     assert ("str" in names) == (variant != "baseline")
 
 

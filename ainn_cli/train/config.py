@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ainn_cli.content import ContentEncoderConfig
 from ainn_cli.emotion import EmotionEncoderConfig
@@ -86,14 +87,10 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         if not sep:
             raise UsageError(f"override {item!r} is not key=value")
         _set(raw, key.strip().split("."), _parse(value.strip()))
-    config = _build(TrainConfig, raw, "")
+    config: TrainConfig = _build(TrainConfig, raw, "")
     if config.variant not in VARIANTS:
         raise UsageError(f"variant must be one of {VARIANTS}, got {config.variant!r}")
     return config
-
-
-def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
-    return _build(TrainConfig, raw, "")
 
 
 def _parse(value: str) -> Any:

@@ -120,7 +120,8 @@ def cached_mel(path: str, cache_dir: Path) -> np.ndarray:
     """Log-mel `(80, T)` of a file, computed once and stored under its content + settings hash."""
     file = cache_dir / f"{cache_key(path)}.npy"
     if file.is_file():
-        return np.load(file)
+        cached: np.ndarray = np.load(file)
+        return cached
     mel = log_mel(read_audio(path).samples)[0].numpy().astype(np.float16)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
@@ -181,7 +182,10 @@ def make_batch(corpus: Corpus, frames: int, size: int, seed: int, step: int) -> 
     picks = [_pick_label(rng, ids, int(rng.integers(len(corpus.labels)))) for _ in range(size)]
     refs = [_pick_label(rng, ids, int(rng.integers(len(corpus.labels)))) for _ in range(size)]
     neutrals = [_neutral(rng, neutral_of, corpus.utterances[i].speaker, i) for i in picks]
-    stack = lambda idx: torch.from_numpy(np.stack([crop(corpus.mels[i], frames, rng) for i in idx]))  # noqa: E731
+
+    def stack(idx: list[int]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([crop(corpus.mels[i], frames, rng) for i in idx]))
+
     return Batch(
         mel=stack(picks), label=torch.from_numpy(ids[picks]),
         intensity=torch.tensor([corpus.utterances[i].intensity for i in picks], dtype=torch.float32),

@@ -130,7 +130,10 @@ class CsvLog:
         self.file = file
 
     def write(self, row: dict[str, Any]) -> None:
-        rows = list(csv.DictReader(open(self.file))) if self.file.exists() else []
+        rows = []
+        if self.file.exists():
+            with open(self.file, newline="") as handle:
+                rows = list(csv.DictReader(handle))
         names = list(rows[0].keys()) if rows else []
         names += [k for k in row if k not in names]
         if rows and names == list(rows[0].keys()):
