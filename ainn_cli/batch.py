@@ -44,9 +44,9 @@ def audio_files(root: Path, exclude: Path | None = None) -> list[Path]:
     (an output folder inside the source folder, whose results must not become new sources).
     """
     found: list[Path] = []
-    skip = exclude.resolve() if exclude is not None else None
+    skip = _real(exclude) if exclude is not None else None
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != skip)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _real(Path(folder) / d) != skip)
         found.extend(Path(folder) / f for f in sorted(files) if not f.startswith(".") and is_audio_file(Path(f)))
     return found
 
@@ -111,9 +111,14 @@ def _folder_jobs(source: Path, reference: Path | None, out_dir: Path, pairing: s
 def _checked(job: Job) -> Job:
     """Refuse an output that would replace one of its inputs."""
     for given in (job.source, job.reference):
-        if given is not None and job.output.resolve() == given.resolve():
+        if given is not None and _real(job.output) == _real(given):
             raise OutputError(f"{job.output}: output would overwrite its input")
     return job
+
+
+def _real(path: Path) -> str:
+    """The canonical path; unlike Path.resolve() on Python < 3.13 it never raises on a symlink loop."""
+    return os.path.realpath(path)
 
 
 def run_jobs(jobs: list[Job], convert_one: Callable[[Job], dict[str, object]], overwrite: bool,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ainn_cli import __version__
 from ainn_cli.errors import AinnError
@@ -35,7 +36,7 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except AinnError as err:
-            err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -152,6 +153,39 @@ def train(
 
     path = run_train(out, config, stage, data, init, resume, export_to, overrides or [], quiet)
     typer.echo(f"done: {path}")
+
+
+@app.command()
+@friendly
+def evaluate(
+    pairs: Annotated[Path | None, typer.Argument(help="CSV, one row per utterance: converted (wav) or source + reference, target_emotion; optional target, text, target_strength, id. Paths relative to the CSV.")] = None,
+    esd: Annotated[Path | None, typer.Option(help="ESD root instead of a CSV: neutral -> angry/happy/sad/surprise parallel pairs of speakers 0011-0020.")] = None,
+    split: Annotated[str, typer.Option(help="With --esd: evaluation, test or train.")] = "test",
+    model: ModelOpt = None,
+    judge: Annotated[str | None, typer.Option(help="Bundle whose recognizer reads emotion and strength; without it those columns stay empty.")] = None,
+    device: DeviceOpt = "auto",
+    out: Annotated[Path | None, typer.Option(help="Write results.csv (per utterance) and summary.json here.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Write confusion.png, strength.png and mcd_hist.png here (needs matplotlib).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing result and plot files.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score converted speech: MCD, F0 RMSE/correlation, emotion accuracy, strength RMSE, WER, speaker similarity.
+
+    Rows without a converted wav are converted with --model. Accuracy and strength are read by --judge,
+    never silently by the converting model. Aggregates per emotion and overall, with bootstrap 95% CIs.
+
+    Examples:
+
+      ainn evaluate pairs.csv --judge judge_bundle/ --out results/ --plots results/
+
+      ainn evaluate --esd /data/ESD --split test --model mine/ --judge judge_bundle/
+    """
+    from ainn_cli.evaluation import EvaluateOptions, run_evaluate
+
+    options = EvaluateOptions(model=model, judge=judge, device=device, out=out, plots=plots, overwrite=overwrite,
+                              as_json=json_out)
+    if not run_evaluate(pairs, esd, split, options):
+        raise typer.Exit(1)
 
 
 def main() -> None:

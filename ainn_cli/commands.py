@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ainn_cli import __version__
-from ainn_cli.audio import SAMPLE_RATE, read_audio, write_wav
+from ainn_cli.audio import SAMPLE_RATE, Audio, check_writable, read_audio, write_wav
 from ainn_cli.batch import Job, audio_files, plan, run_jobs, shard_jobs
 from ainn_cli.display import failure_table, plot_reading, report_table, show_reading
 from ainn_cli.errors import AudioError, UsageError
@@ -36,19 +37,31 @@ def run_convert(source: Path, reference: Path | None, output: Path | None, *, st
 
     def convert_one(job: Job) -> dict[str, object]:
         if job.reference is not None and job.reference not in refs:
-            refs[job.reference] = read_audio(job.reference, max_seconds=REFERENCE_MAX_SECONDS)
-        src = read_audio(job.source)
+            refs[job.reference] = _warned(read_audio(job.reference, max_seconds=REFERENCE_MAX_SECONDS))
+        src = _warned(read_audio(job.source))
         result = pipe.convert(src, refs.get(job.reference) if job.reference else None, strength, emotion)
         write_wav(job.output, result.wave, sample_rate or SAMPLE_RATE, overwrite=overwrite)
-        for warning in src.warnings:
-            err_console.print(f"[yellow]warning:[/] {job.source}: {warning}", highlight=False)
         return _summary(job, result)
 
     if source.is_file():
+        check_writable(jobs[0].output, overwrite)  # refuse before the model loads, not after converting
         summary = convert_one(jobs[0])
         _print_single(summary, as_json, quiet)
         return True
     return _run_folder(jobs, convert_one, overwrite, as_json, quiet)
+
+
+def _warned(audio: Audio) -> Audio:
+    """Print an input's warnings (clipping, NaN, loudness) once, when it is read."""
+    for warning in audio.warnings:
+        say_error(f"{audio.path}: {warning}", "warning")
+    return audio
+
+
+def say_error(message: str, kind: str = "error") -> None:
+    """One line on stderr; the message is escaped so file names like `take [1].wav` print as they are."""
+    colour = "red" if kind == "error" else "yellow"
+    err_console.print(f"[{colour}]{kind}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _check_convert_options(reference: Path | None, strength: float | None, emotion: str | None,
@@ -133,7 +146,7 @@ def run_strength(files: list[Path], *, model: str | None, device: str, plot: Pat
         try:
             audio = read_audio(path)
         except AudioError as err:
-            err_console.print(f"[red]error:[/] {err}", highlight=False)
+            say_error(str(err))
             ok = False
             continue
         reading = pipe.strength(audio)

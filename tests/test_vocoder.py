@@ -8,61 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.utils import weight_norm
 
 from ainn_cli.audio import read_audio
 from ainn_cli.errors import BundleError
 from ainn_cli.hub import registry
 from ainn_cli.mel import log_mel
 from ainn_cli.vocoder import HifiGan, VocoderConfig, fold_weight_norm
+from benchmarks.reference_hifigan import ReferenceGenerator
 from tests.conftest import SAMPLES, TINY_VOCODER
 
 COPY_SYNTHESIS_L1 = 0.35  # the official implementation scores about 0.24 on CMU ARCTIC
-
-
-class ReferenceResBlock(nn.Module):
-    """jik876/hifi-gan ResBlock1 as written there: weight-normed convs, LeakyReLU 0.1."""
-
-    def __init__(self, ch: int, k: int, dilation: tuple[int, ...]) -> None:
-        super().__init__()
-        self.convs1 = nn.ModuleList(weight_norm(nn.Conv1d(ch, ch, k, 1, dilation=d, padding=(k * d - d) // 2))
-                                    for d in dilation)
-        self.convs2 = nn.ModuleList(weight_norm(nn.Conv1d(ch, ch, k, 1, padding=(k - 1) // 2)) for _ in dilation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for c1, c2 in zip(self.convs1, self.convs2):
-            xt = c2(F.leaky_relu(c1(F.leaky_relu(x, 0.1)), 0.1))
-            x = xt + x
-        return x
-
-
-class ReferenceGenerator(nn.Module):
-    """jik876/hifi-gan Generator (V1 layout) with weight norm, as the original repository runs it."""
-
-    def __init__(self, h: VocoderConfig) -> None:
-        super().__init__()
-        ch = h.upsample_initial_channel
-        self.nk = len(h.resblock_kernel_sizes)
-        self.conv_pre = weight_norm(nn.Conv1d(80, ch, 7, 1, padding=3))
-        self.ups = nn.ModuleList(
-            weight_norm(nn.ConvTranspose1d(ch // 2**i, ch // 2 ** (i + 1), k, u, padding=(k - u) // 2))
-            for i, (u, k) in enumerate(zip(h.upsample_rates, h.upsample_kernel_sizes))
-        )
-        self.resblocks = nn.ModuleList(
-            ReferenceResBlock(ch // 2 ** (i + 1), k, d)
-            for i in range(len(self.ups)) for k, d in zip(h.resblock_kernel_sizes, h.resblock_dilation_sizes)
-        )
-        self.conv_post = weight_norm(nn.Conv1d(ch // 2 ** len(self.ups), 1, 7, 1, padding=3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_pre(x)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, 0.1))
-            xs = sum(self.resblocks[i * self.nk + j](x) for j in range(self.nk))
-            x = xs / self.nk
-        return torch.tanh(self.conv_post(F.leaky_relu(x)))
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -121,3 +76,24 @@ def test_vocoder_config_is_v1() -> None:
     config = VocoderConfig()
     assert int(np.prod(config.upsample_rates)) == 256
     assert Path(SAMPLES).is_dir()
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_official_weights_match_reference_implementation() -> None:
+    """Official checkpoint through the reference generator vs our folded fp16 copy, on a real mel."""
+    from ainn_cli.vocoder import official_checkpoint_path
+    from benchmarks.reference_hifigan import remove_all_weight_norm
+
+    try:
+        checkpoint = torch.load(official_checkpoint_path(), map_location="cpu", weights_only=True)
+    except BundleError as err:
+        pytest.skip(f"official weights not installed: {err}")
+    reference = ReferenceGenerator(VocoderConfig())
+    reference.load_state_dict(checkpoint["generator"])
+    reference = remove_all_weight_norm(reference).eval()
+    mel = log_mel(read_audio(SAMPLES / "neutral_actor23.flac").samples)[..., :120]
+    with torch.no_grad():
+        expected = reference(mel).squeeze(1)
+        ours = default_vocoder()(mel)
+    assert float((ours - expected).abs().max()) < 0.02  # fp16 storage of the weights only
+    assert float((ours - expected).pow(2).mean().sqrt()) < 1e-3

@@ -1,0 +1,129 @@
+"""Speed of ainn on this machine: `python -m benchmarks.speed [--quick] [--out results.json]`.
+
+For 1 s, 5 s and 30 s clips built from samples/ it measures, in one process and on the same clips:
+  (a) a full ainn conversion: features + AINN + vocoder (`Pipeline.convert`);
+  (b) our vocoder alone on the source mel (`Pipeline.vocode`);
+  (c) copy-synthesis with a reference-style HiFi-GAN V1 (weight norm removed, torch.no_grad, fp32,
+      the whole mel at once), loaded with the same weights.
+Real-time factor = compute seconds / audio seconds, the median of several runs after a warm-up.
+It also reports peak RSS, the cold start of a first conversion in a fresh process, and the
+throughput of `ainn convert` on a folder of 100 one-second files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ainn_cli.audio import SAMPLE_RATE, read_audio
+from ainn_cli.mel import log_mel
+from ainn_cli.pipeline import Pipeline, load_pipeline
+from benchmarks.reference_hifigan import ReferenceGenerator, remove_all_weight_norm
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE, REFERENCE = ROOT / "samples" / "neutral_actor23.flac", ROOT / "samples" / "angry_actor24.flac"
+
+
+def clip(seconds: float) -> np.ndarray:
+    """The neutral sample tiled to `seconds`."""
+    wave = read_audio(SOURCE).samples
+    return np.tile(wave, int(np.ceil(seconds * SAMPLE_RATE / len(wave))))[: int(seconds * SAMPLE_RATE)]
+
+
+def median_seconds(fn: Callable[[], object], runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def reference_vocoder(pipe: Pipeline) -> torch.nn.Module:
+    """The reference generator carrying exactly our vocoder's weights."""
+    model = remove_all_weight_norm(ReferenceGenerator(pipe.vocoder.config))  # type: ignore[arg-type]
+    model.load_state_dict(pipe.vocoder.state_dict())
+    return model.eval()
+
+
+def measure_clip(pipe: Pipeline, reference: torch.nn.Module, seconds: float, runs: int) -> dict[str, float]:
+    source, ref = clip(seconds), read_audio(REFERENCE).samples
+    mel = log_mel(source)
+
+    def plain() -> None:
+        with torch.no_grad():
+            reference(mel)
+
+    with torch.inference_mode():
+        full = median_seconds(lambda: pipe.convert(source, ref), runs)
+        vocoder = median_seconds(lambda: pipe.vocode(mel), runs)
+    baseline = median_seconds(plain, runs)
+    return {"seconds": seconds, "rtf_full": full / seconds, "rtf_vocoder": vocoder / seconds,
+            "rtf_reference": baseline / seconds, "ratio_full_to_reference": full / baseline}
+
+
+def cold_start() -> float:
+    """Wall time of `ainn convert` on a 5 s clip in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src.wav"
+        sf.write(src, clip(5.0), SAMPLE_RATE)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ainn_cli", "convert", str(src), str(REFERENCE), "-o",
+                        str(Path(tmp) / "out.wav"), "--device", "cpu", "--quiet"], check=True)
+        return time.perf_counter() - start
+
+
+def batch_throughput(files: int) -> float:
+    """Files per second of `ainn convert DIR REF` on `files` one-second clips (one process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "in"
+        folder.mkdir()
+        for i in range(files):
+            sf.write(folder / f"f{i:03d}.wav", clip(1.0), SAMPLE_RATE)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ainn_cli", "convert", str(folder), str(REFERENCE), "-o",
+                        str(Path(tmp) / "out"), "--device", "cpu", "--quiet"], check=True)
+        return files / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 s and 5 s clips, 3 runs, 20-file batch")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    pipe = load_pipeline(device="cpu")
+    reference = reference_vocoder(pipe)
+    lengths, runs = ((1.0, 5.0), 3) if args.quick else ((1.0, 5.0, 30.0), 5)
+    rows = [measure_clip(pipe, reference, s, runs) for s in lengths]
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__, "clips": rows, "cold_start_s": cold_start(),
+        "batch_files_per_s": batch_throughput(20 if args.quick else 100),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print("| clip | (a) full RTF | (b) vocoder RTF | (c) reference RTF | (a)/(c) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seconds']:.0f} s | {r['rtf_full']:.3f} | {r['rtf_vocoder']:.3f} | {r['rtf_reference']:.3f} "
+              f"| {r['ratio_full_to_reference']:.2f} |")
+    print(json.dumps({k: v for k, v in results.items() if k != "clips"}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
