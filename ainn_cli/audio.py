@@ -30,6 +30,7 @@ LOG_CLAMP = 1e-5  # floor before the natural log
 PAD = (N_FFT - HOP_LENGTH) // 2  # 384 samples of reflect padding on each side
 FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # ~86.13 frames per second
 
+READ_BLOCK = 1 << 18  # frames per block when reading (~5 s at 48 kHz)
 MIN_SECONDS = 0.25  # shorter inputs cannot carry a sentence
 SILENCE_PEAK = 1e-4  # peak amplitude below which an input counts as silent
 CLIP_LEVEL_TOLERANCE = 1e-3  # samples within this of full scale count as clipped
@@ -65,19 +66,27 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
     if not path.is_file():  # a FIFO would block the reader forever; a device is not a recording
         raise AudioError(f"{path}: not a regular file")
     try:
-        info = sf.info(str(path))
-        frames = -1 if max_seconds is None else int(max_seconds * info.samplerate)
-        data, rate = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        mono, rate = _read_mono(path, max_seconds)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
-    return prepare(data.mean(axis=1), rate, str(path))
+    return prepare(mono, rate, str(path))
+
+
+def _read_mono(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Read block by block, downmixing each block, so a long multichannel file never sits in memory whole."""
+    with sf.SoundFile(str(path)) as handle:
+        rate = handle.samplerate
+        frames = -1 if max_seconds is None else int(max_seconds * rate)
+        blocks = [block.mean(axis=1, dtype=np.float32) for block in
+                  handle.blocks(blocksize=READ_BLOCK, frames=frames, dtype="float32", always_2d=True)]
+    return (np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)), rate
 
 
 def prepare(samples: np.ndarray, rate: int, name: str = "<memory>") -> Audio:
     """Validate and resample a mono waveform `(N,)` at `rate` Hz to SAMPLE_RATE."""
     if not MIN_RATE <= rate <= MAX_RATE:
         raise AudioError(f"{name}: sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
-    wave = np.asarray(samples, dtype=np.float64)  # float64: float32 extremes (~3e38) must not overflow
+    wave = np.asarray(samples, dtype=np.float32)  # float32 keeps long files small; sums below use float64
     if wave.ndim != 1:
         raise AudioError(f"{name}: expected a mono waveform, got shape {wave.shape}")
     warnings: list[str] = []
@@ -85,13 +94,13 @@ def prepare(samples: np.ndarray, rate: int, name: str = "<memory>") -> Audio:
     if wave.size / rate < MIN_SECONDS:
         raise AudioError(f"{name}: too short ({wave.size / rate:.3f} s, need {MIN_SECONDS} s)")
     _check_level(wave, warnings)
-    wave = wave - float(np.mean(wave))  # remove DC offset
+    wave = wave - np.float32(np.mean(wave, dtype=np.float64))  # remove DC offset (float64 sum: no overflow)
     peak = float(np.max(np.abs(wave)))
     if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: silent (peak amplitude {peak:.1e})")
     if peak > 1.0:
-        wave = wave / peak
-    out = wave.astype(np.float32)
+        wave = wave / np.float32(peak)
+    out = wave.astype(np.float32, copy=False)
     if rate != SAMPLE_RATE:
         out = np.clip(soxr.resample(out, rate, SAMPLE_RATE, quality="HQ"), -1.0, 1.0).astype(np.float32)
     return Audio(samples=out, source_rate=rate, path=name, warnings=tuple(warnings))

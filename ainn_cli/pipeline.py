@@ -15,13 +15,15 @@ import torch
 from ainn_cli.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE, Audio, prepare
 from ainn_cli.bundle import Bundle, load_bundle
 from ainn_cli.device import resolve_device
-from ainn_cli.errors import UsageError
+from ainn_cli.errors import DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
 from ainn_cli.mel import log_mel
 from ainn_cli.recognizer import Recognition
 
-VOCODER_CHUNK = 2048  # mel frames (~24 s) vocoded at once; longer inputs are split with overlap
-VOCODER_OVERLAP = 32  # mel frames of context on each side of a chunk
+CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
+VOCODER_CHUNK = CHUNK_FRAMES
+MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
+CONTEXT = 96  # mel frames (~1.1 s) of neighbour context per chunk side: more than R -> Ec -> G sees
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Pipeline:
         self.recognizer, self.content, self.emotion = m["recognizer"], m["content_encoder"], m["emotion_encoder"]
         self.generator, self.vocoder = m["generator"], m["vocoder"]
         self.labels = bundle.info.labels
+        self.chunk_frames = CHUNK_FRAMES
 
     def _mel(self, wave: np.ndarray) -> torch.Tensor:
         """`(N,)` -> `(1, 80, N // 256)` on device in the pipeline's dtype."""
@@ -102,11 +105,8 @@ class Pipeline:
         level = _level(label, strength, reading)
         raw = 0.0 if label == "neutral" else self.bundle.info.calibration.raw(label, level)
         samples = _samples(source)
-        mel, rec, _ = self._read(samples)
-        content = self.content(mel, rec.cue)
         strength_in = torch.full((1,), raw, device=self.device, dtype=self.dtype)
-        out = self.generator(content.frames, embedding, strength_in, content.timbre)
-        wave = _fit(self.vocode(out), len(samples))
+        wave = _fit(self._convert_in_chunks(self._mel(samples), embedding, strength_in), len(samples))
         return ConversionResult(
             wave=wave, reference=reading, emotion=label, strength=level,
             seconds=len(samples) / SAMPLE_RATE, elapsed=time.perf_counter() - start,
@@ -126,14 +126,50 @@ class Pipeline:
             raise UsageError(f"unknown emotion {emotion!r} (this model knows: {', '.join(prototypes) or 'none'})")
         return None, torch.tensor([prototypes[emotion]], device=self.device, dtype=self.dtype)
 
-    def vocode(self, mel: torch.Tensor) -> np.ndarray:
+    def _convert_in_chunks(self, mel: torch.Tensor, embedding: torch.Tensor, strength: torch.Tensor) -> np.ndarray:
+        """Source mel `(1, 80, T)` -> converted waveform, retrying with smaller chunks on a CUDA out-of-memory."""
+        chunk = self.chunk_frames
+        while True:
+            try:
+                return self.vocode(self.convert_mel(mel, embedding, strength, chunk), chunk)
+            except torch.OutOfMemoryError:
+                if chunk <= MIN_CHUNK:
+                    raise DeviceError(
+                        f"out of memory on {self.device} even with {chunk}-frame chunks; use --device cpu"
+                    ) from None
+                chunk //= 2
+                torch.cuda.empty_cache()
+
+    def convert_mel(self, mel: torch.Tensor, embedding: torch.Tensor, strength: torch.Tensor,
+                    chunk: int) -> torch.Tensor:
+        """Source mel `(1, 80, T)` -> converted mel `(1, 80, T)`, in chunks of `chunk` frames.
+
+        Each chunk is processed with CONTEXT frames of its neighbours on both sides, which covers the
+        receptive field of R, Ec and G, and only its centre is kept:
+
+            |<- CONTEXT ->|<------ chunk ------>|<- CONTEXT ->|
+                          ^ kept                ^
+        The voice (timbre) vector is taken once, from the first chunk, so it cannot drift between chunks.
+        """
+        frames, pieces, timbre = mel.shape[-1], [], None
+        for start in range(0, frames, chunk):
+            stop = min(frames, start + chunk)
+            lo, hi = max(0, start - CONTEXT), min(frames, stop + CONTEXT)
+            part = mel[..., lo:hi]
+            content = self.content(part, self.recognizer(part).cue)
+            timbre = content.timbre if timbre is None else timbre
+            out = self.generator(content.frames, embedding, strength, timbre)
+            pieces.append(out[..., start - lo : stop - lo])
+        return torch.cat(pieces, dim=-1)
+
+    def vocode(self, mel: torch.Tensor, chunk: int = VOCODER_CHUNK) -> np.ndarray:
         """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap."""
         mel = mel.to(torch.float32)
         frames = mel.shape[-1]
         pieces = []
-        for start in range(0, frames, VOCODER_CHUNK):
-            stop = min(frames, start + VOCODER_CHUNK)
-            lo, hi = max(0, start - VOCODER_OVERLAP), min(frames, stop + VOCODER_OVERLAP)
+        for start in range(0, frames, chunk):
+            stop = min(frames, start + chunk)
+            lo, hi = max(0, start - CONTEXT), min(frames, stop + CONTEXT)
             wave = self.vocoder(mel[..., lo:hi])[0]
             pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
         return torch.cat(pieces).float().cpu().numpy()
