@@ -62,6 +62,7 @@ class TrainConfig:
     stage1: StageConfig = field(default_factory=_stage1)
     stage2: StageConfig = field(default_factory=_stage2)
     variant: str = "full"
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N; torchrun ranks use their local GPU
     triplet_margin: float = 0.2
     grad_clip: float = 5.0
     seed: int = 1234

@@ -7,6 +7,7 @@ function of the step: a resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -173,6 +174,9 @@ class Batch:
     neutral: torch.Tensor  # (B, 80, T) a neutral utterance of the same speaker (the source for `str`)
     ref: torch.Tensor  # (B, 80, T) another utterance (a reference for Stage II)
     ref_label: torch.Tensor  # (B,)
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
 
 
 def make_batch(corpus: Corpus, frames: int, size: int, seed: int, step: int) -> Batch:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from ainn_cli.generator import Generator
 from ainn_cli.recognizer import Recognizer
 from ainn_cli.train.config import StageConfig, TrainConfig
 from ainn_cli.train.data import Batch, Corpus, batches, make_batch
-from ainn_cli.train.losses import Nets, stage1_losses, stage2_losses
+from ainn_cli.train.distributed import World, barrier, in_sync, wrap
+from ainn_cli.train.losses import Nets
 
 STAGES = ("stage1", "stage2")
 VAL_SEED_OFFSET = 10_000_019  # validation batches use their own fixed stream
@@ -37,8 +38,11 @@ VAL_SEED_OFFSET = 10_000_019  # validation batches use their own fixed stream
 
 @dataclass
 class TrainState:
-    nets: Nets
+    nets: Nets  # the plain modules: what checkpoints hold
+    model: nn.Module  # what the step runs: `nets`, or DDP around it
     optimizer: torch.optim.Optimizer
+    device: torch.device
+    world: World = field(default_factory=World)
     step: int = 0
     best: float = math.inf
 
@@ -59,13 +63,16 @@ def trainable(nets: Nets, stage: str) -> list[nn.Parameter]:
     return list(nets.generator.parameters())
 
 
-def new_state(config: TrainConfig, stage: str, init: Path | None) -> TrainState:
+def new_state(config: TrainConfig, stage: str, init: Path | None, world: World | None = None,
+              device: torch.device | None = None) -> TrainState:
+    world, device = world or World(), device or torch.device("cpu")
     nets = build_nets(config)
     if init is not None:
         nets.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["nets"])
+    nets.to(device)
     stage_cfg: StageConfig = getattr(config, stage)
     optimizer = torch.optim.AdamW(trainable(nets, stage), lr=stage_cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
-    return TrainState(nets=nets, optimizer=optimizer)
+    return TrainState(nets=nets, model=wrap(nets, world, device), optimizer=optimizer, device=device, world=world)
 
 
 def save_checkpoint(state: TrainState, file: Path) -> None:
@@ -76,27 +83,31 @@ def save_checkpoint(state: TrainState, file: Path) -> None:
 
 
 def load_checkpoint(state: TrainState, file: Path) -> None:
-    data = torch.load(file, map_location="cpu", weights_only=True)
+    data = torch.load(file, map_location=state.device, weights_only=True)
     state.nets.load_state_dict(data["nets"])
     state.optimizer.load_state_dict(data["optimizer"])
     state.step, state.best = int(data["step"]), float(data["best"])
 
 
-def compute_losses(state: TrainState, batch: Batch, config: TrainConfig, stage: str) -> dict[str, torch.Tensor]:
-    if stage == "stage1":
-        return stage1_losses(state.nets, batch, config.variant, config.triplet_margin)
-    return stage2_losses(state.nets, batch, cycle=config.stage2.lambdas.get("cycle", 0.0) > 0)
+def compute_losses(model: nn.Module, batch: Batch, config: TrainConfig, stage: str) -> dict[str, torch.Tensor]:
+    """`model` is Nets or DDP(Nets); on CUDA the forward runs in bf16 autocast."""
+    cycle = config.stage2.lambdas.get("cycle", 0.0) > 0
+    device = batch.mel.device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+        losses: dict[str, torch.Tensor] = model(batch, stage, config.variant, config.triplet_margin, cycle)
+    return {k: v.float() for k, v in losses.items()}
 
 
-def weighted_total(losses: dict[str, torch.Tensor], lambdas: dict[str, float]) -> torch.Tensor:
-    return sum((lambdas.get(name, 0.0) * value for name, value in losses.items()), torch.zeros(()))
+def weighted_total(losses: dict[str, torch.Tensor], lambdas: dict[str, float],
+                   device: torch.device | None = None) -> torch.Tensor:
+    return sum((lambdas.get(name, 0.0) * value for name, value in losses.items()), torch.zeros((), device=device))
 
 
 def train_step(state: TrainState, batch: Batch, config: TrainConfig, stage: str) -> dict[str, float]:
     state.nets.train()
     torch.manual_seed(config.seed + state.step)  # random draws inside the losses follow the step too
-    losses = compute_losses(state, batch, config, stage)
-    total = weighted_total(losses, getattr(config, stage).lambdas)
+    losses = compute_losses(state.model, batch.to(state.device), config, stage)
+    total = weighted_total(losses, getattr(config, stage).lambdas, state.device)
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()  # type: ignore[no-untyped-call]
     params = [p for group in state.optimizer.param_groups for p in group["params"]]
@@ -113,10 +124,12 @@ def validate(state: TrainState, corpus: Corpus, config: TrainConfig, stage: str)
     torch.manual_seed(config.seed)
     for i in range(config.val_batches):
         batch = make_batch(corpus, config.data.segment_frames, config.data.batch_size, config.seed + VAL_SEED_OFFSET, i)
+        batch = batch.to(state.device)
         with torch.no_grad():
-            losses = compute_losses(state, batch, config, stage)
+            losses = compute_losses(state.nets, batch, config, stage)
             acc = (state.nets.recognizer(batch.mel).logits.argmax(-1) == batch.label).float().mean()
-        values = {"total": float(weighted_total(losses, getattr(config, stage).lambdas)), "acc": float(acc)}
+        total = weighted_total(losses, getattr(config, stage).lambdas, state.device)
+        values = {"total": float(total), "acc": float(acc)}
         values.update({k: float(v) for k, v in losses.items()})
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v / config.val_batches
@@ -146,45 +159,56 @@ class CsvLog:
             writer.writerows([*rows, row])
 
 
-def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, stage: str,
-              init: Path | None, resume: bool, quiet: bool = False) -> Path:
+def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, stage: str, init: Path | None,
+              resume: bool, quiet: bool = False, world: World | None = None,
+              device: torch.device | None = None) -> Path:
     """Train one stage to `steps`; returns the path of its best checkpoint."""
     if stage not in STAGES:
         raise UsageError(f"unknown stage {stage!r}")
     folder = run_dir / stage
     folder.mkdir(parents=True, exist_ok=True)
-    state = new_state(config, stage, init)
+    state = new_state(config, stage, init, world, device)
     if resume and (folder / "latest.pt").exists():
         load_checkpoint(state, folder / "latest.pt")
     elif (folder / "latest.pt").exists():
         raise UsageError(f"{folder} already has a checkpoint; pass --resume to continue it or choose another --out")
     steps = getattr(config, stage).steps
-    log = CsvLog(folder / "log.csv")
-    with _progress(quiet) as progress:
+    with _progress(quiet or not state.world.main) as progress:
         task = progress.add_task(stage, total=steps, completed=state.step, losses="")
         try:
-            _loop(state, config, corpora, stage, folder, log, progress, task, steps)
+            _loop(state, config, corpora, stage, folder, progress, task, steps)
         except KeyboardInterrupt:
-            save_checkpoint(state, folder / "latest.pt")
+            _checkpoint(state, folder, "latest.pt")
             raise
-    save_checkpoint(state, folder / "latest.pt")
-    if not (folder / "best.pt").exists():
+    _checkpoint(state, folder, "latest.pt")
+    if state.world.main and not (folder / "best.pt").exists():
         save_checkpoint(state, folder / "best.pt")
+    barrier(state.world)
     return folder / "best.pt"
 
 
+def _checkpoint(state: TrainState, folder: Path, name: str) -> None:
+    """Rank 0 writes; every rank first checks that the weights are still identical everywhere."""
+    if not in_sync(state.nets, state.world):
+        raise RuntimeError(f"ranks diverged before step {state.step}'s checkpoint")
+    if state.world.main:
+        save_checkpoint(state, folder / name)
+    barrier(state.world)
+
+
 def _loop(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str, folder: Path,
-          log: CsvLog, progress: Any, task: Any, steps: int) -> None:
-    start = time.perf_counter()
-    for batch in batches(corpora["train"], config.data, config.seed, state.step, steps):
+          progress: Any, task: Any, steps: int) -> None:
+    start, log, main = time.perf_counter(), CsvLog(folder / "log.csv"), state.world.main
+    for batch in batches(corpora["train"], config.data, state.world.seed(config.seed), state.step, steps):
         values = train_step(state, batch, config, stage)
         progress.update(task, completed=state.step, losses=" ".join(f"{k}={v:.3f}" for k, v in values.items()))
-        if state.step % config.log_every == 0 or state.step == steps:
-            log.write({"step": state.step, "seconds": round(time.perf_counter() - start, 1), **values})
-        if state.step % config.val_every == 0 or state.step == steps:
+        if main and (state.step % config.log_every == 0 or state.step == steps):
+            log.write({"step": state.step, "seconds": round(time.perf_counter() - start, 1),
+                       "ranks": state.world.size, **values})
+        if main and (state.step % config.val_every == 0 or state.step == steps):
             _validate_and_keep_best(state, config, corpora, stage, folder, log)
         if state.step % config.checkpoint_every == 0:
-            save_checkpoint(state, folder / "latest.pt")
+            _checkpoint(state, folder, "latest.pt")
 
 
 def _validate_and_keep_best(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str,

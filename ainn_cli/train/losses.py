@@ -32,6 +32,12 @@ class Nets(nn.Module):
             nn.Linear(c.content_dim + c.timbre_dim, 128), nn.GELU(), nn.Linear(128, len(recognizer.config.labels))
         )
 
+    def forward(self, batch: Batch, stage: str, variant: str, margin: float, cycle: bool) -> dict[str, torch.Tensor]:
+        """The named losses of a stage (a forward pass, so DistributedDataParallel can wrap it)."""
+        if stage == "stage1":
+            return stage1_losses(self, batch, variant, margin)
+        return stage2_losses(self, batch, cycle)
+
     def components(self) -> dict[str, nn.Module]:
         return {"content_encoder": self.content, "emotion_encoder": self.emotion,
                 "recognizer": self.recognizer, "generator": self.generator}

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
+from ainn_cli.device import resolve_device
 from ainn_cli.train.config import TrainConfig
 from ainn_cli.train.data import Corpus, build_corpus, load_source, split_speakers
+from ainn_cli.train.distributed import World, init_world, shutdown
 from ainn_cli.train.export import export_bundle
 from ainn_cli.train.loop import STAGES, build_nets, run_stage, write_run_files
 
@@ -26,14 +28,28 @@ def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, 
           resume: bool = False, export: Path | None = None, quiet: bool = False) -> Path:
     """Run the stages in order (Stage II starts from Stage I's best unless `init`); maybe export."""
     torch.manual_seed(config.seed)
+    world = init_world()
+    device = _device(config.device, world)
     corpora, split = load_corpora(config)
-    write_run_files(run_dir, config, split)
+    if world.main:
+        write_run_files(run_dir, config, split)
     checkpoint = init
-    for stage in stages:
-        checkpoint = run_stage(config, corpora, run_dir, stage, checkpoint, resume, quiet)
-    if export is not None and checkpoint is not None:
+    try:
+        for stage in stages:
+            checkpoint = run_stage(config, corpora, run_dir, stage, checkpoint, resume, quiet, world, device)
+    finally:
+        shutdown(world)
+    if world.main and export is not None and checkpoint is not None:
         export_run(config, checkpoint, corpora["train"], export, split)
     return checkpoint or run_dir
+
+
+def _device(spec: str, world: World) -> torch.device:
+    """The configured device; with several ranks on CUDA, each rank takes the GPU of its local rank."""
+    device = resolve_device(spec)
+    if device.type == "cuda" and world.distributed:
+        return torch.device("cuda", world.local_rank)
+    return device
 
 
 def export_run(config: TrainConfig, checkpoint: Path, corpus: Corpus, out_dir: Path,
