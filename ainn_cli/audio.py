@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ LOG_CLAMP = 1e-5  # floor before the natural log
 PAD = (N_FFT - HOP_LENGTH) // 2  # 384 samples of reflect padding on each side
 FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # ~86.13 frames per second
 
+LIMIT = 0.999  # output peak ceiling (full scale minus a hair, so 16-bit rounding cannot wrap)
 READ_BLOCK = 1 << 18  # frames per block when reading (~5 s at 48 kHz)
 MIN_SECONDS = 0.25  # shorter inputs cannot carry a sentence
 SILENCE_PEAK = 1e-4  # peak amplitude below which an input counts as silent
@@ -126,16 +128,19 @@ def _check_level(wave: np.ndarray, warnings: list[str]) -> None:
         warnings.append(f"more than {CLIPPED_FRACTION:.0%} of samples are clipped")
 
 
-def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, overwrite: bool = False) -> Path:
-    """Write `(N,)` float samples as 16-bit wav atomically: a hidden temp file in the same folder, then rename.
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, overwrite: bool = False,
+              on_limit: Callable[[float], None] | None = None) -> Path:
+    """Write `(N,)` float samples at SAMPLE_RATE as 16-bit wav at `rate`, atomically (hidden temp file, rename).
 
-    On any failure the temp file is removed and the target is left as it was.
+    Non-finite samples become 0; a peak beyond full scale (e.g. after resampling) is scaled down to
+    LIMIT, and `on_limit(peak)` is told. On any failure the temp file is removed and the target is
+    left as it was.
     """
     path = Path(path)
     check_writable(path, overwrite)
     if rate != SAMPLE_RATE:
         samples = soxr.resample(np.asarray(samples, dtype=np.float32), SAMPLE_RATE, rate, quality="HQ")
-    samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    samples = limit(samples, on_limit)
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -151,6 +156,17 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, ov
         _discard(tmp)
         raise
     return path
+
+
+def limit(samples: np.ndarray, on_limit: Callable[[float], None] | None = None) -> np.ndarray:
+    """Finite `(N,)` float32 within [-LIMIT, LIMIT]: NaN/inf -> 0, then the whole signal scaled if it peaks higher."""
+    clean = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(np.max(np.abs(clean))) if clean.size else 0.0
+    if peak <= LIMIT:
+        return clean
+    if on_limit is not None:
+        on_limit(peak)
+    return clean * np.float32(LIMIT / peak)
 
 
 def check_writable(path: Path, overwrite: bool) -> None:

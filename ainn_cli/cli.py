@@ -146,12 +146,17 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run's latest checkpoint exactly.")] = False,
     export_to: Annotated[Path | None, typer.Option("--export", help="Write a bundle here when training ends.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set stage1.steps=100.")] = None,
+    device: Annotated[str | None, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N (default: the config's, auto).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train AINN (Stage I, then Stage II) and optionally export a bundle. Ctrl-C saves `latest`."""
+    """Train AINN (Stage I, then Stage II) and optionally export a bundle. Ctrl-C saves `latest`.
+
+    Several GPUs or machines: torchrun --nproc_per_node N -m ainn_cli train ... (DDP; gloo on CPU).
+    """
     from ainn_cli.commands import run_train
 
-    path = run_train(out, config, stage, data, init, resume, export_to, overrides or [], quiet)
+    settings = [*(overrides or []), *([f'device="{device}"'] if device else [])]
+    path = run_train(out, config, stage, data, init, resume, export_to, settings, quiet)
     typer.echo(f"done: {path}")
 
 

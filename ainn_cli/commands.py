@@ -40,7 +40,8 @@ def run_convert(source: Path, reference: Path | None, output: Path | None, *, st
             refs[job.reference] = _warned(read_audio(job.reference, max_seconds=REFERENCE_MAX_SECONDS))
         src = _warned(read_audio(job.source))
         result = pipe.convert(src, refs.get(job.reference) if job.reference else None, strength, emotion)
-        write_wav(job.output, result.wave, sample_rate or SAMPLE_RATE, overwrite=overwrite)
+        write_wav(job.output, result.wave, sample_rate or SAMPLE_RATE, overwrite=overwrite,
+                  on_limit=lambda peak: say_error(f"{job.output}: peak {peak:.3f} limited to full scale", "warning"))
         return _summary(job, result)
 
     if source.is_file():
