@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from ainn_cli import __version__
 from ainn_cli.errors import AinnError
 
 app = typer.Typer(
     help="Emotional voice conversion (AINN): say a source's words, in its voice, with a reference's emotion.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
-err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Options shared by several commands, defined once.
@@ -36,13 +33,26 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except AinnError as err:
-            err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            _say(f"[red]error:[/] {_escape(str(err))}")
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            _say("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _say(markup: str) -> None:
+    """One line on stderr (rich is imported only when there is something to say)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(markup, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
