@@ -148,6 +148,7 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, ov
             sf.write(handle, samples, rate, format="WAV", subtype="PCM_16")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual permissions
         os.replace(tmp, path)
     except (OSError, sf.LibsndfileError) as err:
         _discard(tmp)
@@ -167,6 +168,12 @@ def limit(samples: np.ndarray, on_limit: Callable[[float], None] | None = None) 
     if on_limit is not None:
         on_limit(peak)
     return clean * np.float32(LIMIT / peak)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_writable(path: Path, overwrite: bool) -> None:

@@ -68,3 +68,15 @@ def test_long_reference_reads_only_its_start(tmp_path: Path) -> None:
     path = tmp_path / "long.flac"
     sf.write(path, np.tile(tone(10.0), 12), 22050)  # two minutes
     assert read_audio(path, max_seconds=30.0).seconds == pytest.approx(30.0)
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = write_wav(tmp_path / "p.wav", tone(0.5))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
