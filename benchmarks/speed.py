@@ -5,7 +5,8 @@ For 1 s, 5 s and 30 s clips built from samples/ it measures, in one process and 
   (b) our vocoder alone on the source mel (`Pipeline.vocode`);
   (c) copy-synthesis with a reference-style HiFi-GAN V1 (weight norm removed, torch.no_grad, fp32,
       the whole mel at once), loaded with the same weights.
-Real-time factor = compute seconds / audio seconds, the median of several runs after a warm-up.
+Real-time factor = compute seconds / audio seconds, the median of several runs after a warm-up; the
+three are run in turns (a, b, c, a, b, c, ...) so that a busy machine slows them alike.
 It also reports peak RSS, the cold start of a first conversion in a fresh process, and the
 throughput of `ainn convert` on a folder of 100 one-second files.
 """
@@ -43,20 +44,24 @@ def clip(seconds: float) -> np.ndarray:
     return np.tile(wave, int(np.ceil(seconds * SAMPLE_RATE / len(wave))))[: int(seconds * SAMPLE_RATE)]
 
 
-def median_seconds(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def interleaved_seconds(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median wall seconds of each function, after one warm-up each, timed in turns: A, B, ..., A, B, ..."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def reference_vocoder(pipe: Pipeline) -> torch.nn.Module:
-    """The reference generator carrying exactly our vocoder's weights."""
-    model = remove_all_weight_norm(ReferenceGenerator(pipe.vocoder.config))  # type: ignore[arg-type]
-    model.load_state_dict(pipe.vocoder.state_dict())
+    """The reference generator carrying exactly our vocoder's weights (from the bundle's `HifiGan`)."""
+    vocoder = pipe.bundle.modules["vocoder"]
+    model = remove_all_weight_norm(ReferenceGenerator(vocoder.config))  # type: ignore[arg-type]
+    model.load_state_dict(vocoder.state_dict())
     return model.eval()
 
 
@@ -68,10 +73,14 @@ def measure_clip(pipe: Pipeline, reference: torch.nn.Module, seconds: float, run
         with torch.no_grad():
             reference(mel)
 
-    with torch.inference_mode():
-        full = median_seconds(lambda: pipe.convert(source, ref), runs)
-        vocoder = median_seconds(lambda: pipe.vocode(mel), runs)
-    baseline = median_seconds(plain, runs)
+    def vocode() -> None:
+        with torch.inference_mode():
+            pipe.vocode(mel)
+
+    medians = interleaved_seconds(
+        {"full": lambda: pipe.convert(source, ref), "vocoder": vocode, "reference": plain}, runs
+    )
+    full, vocoder, baseline = medians["full"], medians["vocoder"], medians["reference"]
     return {"seconds": seconds, "rtf_full": full / seconds, "rtf_vocoder": vocoder / seconds,
             "rtf_reference": baseline / seconds, "ratio_full_to_reference": full / baseline}
 
