@@ -67,15 +67,16 @@ def reference_vocoder(pipe: Pipeline) -> torch.nn.Module:
 
 def measure_clip(pipe: Pipeline, reference: torch.nn.Module, seconds: float, runs: int) -> dict[str, float]:
     source, ref = clip(seconds), read_audio(REFERENCE).samples
-    mel = log_mel(source)
+    mel = log_mel(source).to(pipe.device)
 
     def plain() -> None:
         with torch.no_grad():
             reference(mel)
+        _sync(pipe.device)
 
     def vocode() -> None:
         with torch.inference_mode():
-            pipe.vocode(mel)
+            pipe.vocode(mel)  # returns on the host, so CUDA work is complete
 
     medians = interleaved_seconds(
         {"full": lambda: pipe.convert(source, ref), "vocoder": vocode, "reference": plain}, runs
@@ -85,18 +86,23 @@ def measure_clip(pipe: Pipeline, reference: torch.nn.Module, seconds: float, run
             "rtf_reference": baseline / seconds, "ratio_full_to_reference": full / baseline}
 
 
-def cold_start() -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cold_start(device: str) -> float:
     """Wall time of `ainn convert` on a 5 s clip in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src.wav"
         sf.write(src, clip(5.0), SAMPLE_RATE)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ainn_cli", "convert", str(src), str(REFERENCE), "-o",
-                        str(Path(tmp) / "out.wav"), "--device", "cpu", "--quiet"], check=True)
+                        str(Path(tmp) / "out.wav"), "--device", device, "--quiet"], check=True)
         return time.perf_counter() - start
 
 
-def batch_throughput(files: int) -> float:
+def batch_throughput(files: int, device: str) -> float:
     """Files per second of `ainn convert DIR REF` on `files` one-second clips (one process)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
@@ -105,7 +111,7 @@ def batch_throughput(files: int) -> float:
             sf.write(folder / f"f{i:03d}.wav", clip(1.0), SAMPLE_RATE)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ainn_cli", "convert", str(folder), str(REFERENCE), "-o",
-                        str(Path(tmp) / "out"), "--device", "cpu", "--quiet"], check=True)
+                        str(Path(tmp) / "out"), "--device", device, "--quiet"], check=True)
         return files / (time.perf_counter() - start)
 
 
@@ -113,15 +119,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 s and 5 s clips, 3 runs, 20-file batch")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
-    pipe = load_pipeline(device="cpu")
-    reference = reference_vocoder(pipe)
+    pipe = load_pipeline(device=args.device)
+    reference = reference_vocoder(pipe).to(pipe.device)
     lengths, runs = ((1.0, 5.0), 3) if args.quick else ((1.0, 5.0, 30.0), 5)
     rows = [measure_clip(pipe, reference, s, runs) for s in lengths]
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__, "clips": rows, "cold_start_s": cold_start(),
-        "batch_files_per_s": batch_throughput(20 if args.quick else 100),
+        "torch": torch.__version__, "clips": rows, "device": str(pipe.device), "cold_start_s": cold_start(args.device),
+        "batch_files_per_s": batch_throughput(20 if args.quick else 100, args.device),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print("| clip | (a) full RTF | (b) vocoder RTF | (c) reference RTF | (a)/(c) |")
