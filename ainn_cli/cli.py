@@ -33,26 +33,17 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except AinnError as err:
-            _say(f"[red]error:[/] {_escape(str(err))}")
+            from ainn_cli.console import say
+
+            say(str(err))
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
-            _say("interrupted")
+            from ainn_cli.console import err_console
+
+            err_console.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def _say(markup: str) -> None:
-    """One line on stderr (rich is imported only when there is something to say)."""
-    from rich.console import Console
-
-    Console(stderr=True).print(markup, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

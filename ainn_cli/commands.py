@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ainn_cli import __version__
 from ainn_cli.audio import SAMPLE_RATE, Audio, check_writable, read_audio, write_wav
 from ainn_cli.batch import Job, audio_files, plan, run_jobs, shard_jobs
+from ainn_cli.console import err_console, say
 from ainn_cli.display import failure_table, plot_reading, report_table, show_reading
 from ainn_cli.errors import AudioError, UsageError
 
 REFERENCE_MAX_SECONDS = 30.0  # only the start of a very long reference is read
 console = Console()
-err_console = Console(stderr=True)
 
 
 def run_convert(source: Path, reference: Path | None, output: Path | None, *, strength: float | None,
@@ -41,7 +40,7 @@ def run_convert(source: Path, reference: Path | None, output: Path | None, *, st
         src = _warned(read_audio(job.source))
         result = pipe.convert(src, refs.get(job.reference) if job.reference else None, strength, emotion)
         write_wav(job.output, result.wave, sample_rate or SAMPLE_RATE, overwrite=overwrite,
-                  on_limit=lambda peak: say_error(f"{job.output}: peak {peak:.3f} limited to full scale", "warning"))
+                  on_limit=lambda peak: say(f"{job.output}: peak {peak:.3f} limited to full scale", "warning"))
         return _summary(job, result)
 
     if source.is_file():
@@ -55,14 +54,8 @@ def run_convert(source: Path, reference: Path | None, output: Path | None, *, st
 def _warned(audio: Audio) -> Audio:
     """Print an input's warnings (clipping, NaN, loudness) once, when it is read."""
     for warning in audio.warnings:
-        say_error(f"{audio.path}: {warning}", "warning")
+        say(f"{audio.path}: {warning}", "warning")
     return audio
-
-
-def say_error(message: str, kind: str = "error") -> None:
-    """One line on stderr; the message is escaped so file names like `take [1].wav` print as they are."""
-    colour = "red" if kind == "error" else "yellow"
-    err_console.print(f"[{colour}]{kind}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _check_convert_options(reference: Path | None, strength: float | None, emotion: str | None,
@@ -147,7 +140,7 @@ def run_strength(files: list[Path], *, model: str | None, device: str, plot: Pat
         try:
             audio = read_audio(path)
         except AudioError as err:
-            say_error(str(err))
+            say(str(err))
             ok = False
             continue
         reading = pipe.strength(audio)

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ainn_cli import metrics
 from ainn_cli.audio import SAMPLE_RATE, check_writable, read_audio
+from ainn_cli.console import err_console, say
 from ainn_cli.errors import AinnError, UsageError
 from ainn_cli.eval_pairs import EMOTIONS, Pair, esd_pairs, read_pairs
 from ainn_cli.eval_report import (
@@ -63,7 +64,6 @@ SELF_JUDGE_WARNING = ("--judge names the converting model itself: its own recogn
                       "which inflates emotion accuracy; report numbers from an independent judge")
 MCD_METHOD = ("24-order mel-cepstrum without c0: cosine transform of the log-magnitude STFT (Hann 1024, hop 256) "
               "on the all-pass-warped axis (alpha 0.455), DTW over speech frames")
-err_console = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _judge(options: EvaluateOptions, converting: bool) -> tuple[bool, list[str]]
         return False, [JUDGE_NOTE]
     used = converting or options.model is not None
     if used and resolve_bundle(options.judge).resolve() == resolve_bundle(options.model).resolve():
-        err_console.print(f"[yellow]warning:[/] {SELF_JUDGE_WARNING}", highlight=False)
+        say(SELF_JUDGE_WARNING, "warning")
         return True, [SELF_JUDGE_WARNING]
     return True, []
 
@@ -261,7 +261,7 @@ def _evaluate_all(pairs: list[Pair], model: Pipeline | None, scorers: Scorers, q
             try:
                 results.append(evaluate_pair(pair, model, scorers))
             except AinnError as err:
-                err_console.print(f"[red]error:[/] {pair.id}: {err}", highlight=False)
+                say(f"{pair.id}: {err}")
                 results.append(UtteranceResult(pair.id, pair.target_emotion, error=str(err)))
             progress.advance(task)
     return tuple(results)
@@ -294,4 +294,4 @@ def _report(evaluation: Evaluation, options: EvaluateOptions, labels: tuple[str,
     for key, method in evaluation.methods.items():
         console.print(f"[dim]{key}: {escape(method)}[/]", highlight=False)
     for note in evaluation.notes:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        say(note, "note")

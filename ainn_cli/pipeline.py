@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,6 @@ from ainn_cli.recognizer import Recognition
 from ainn_cli.vocoder import HifiGan
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
-VOCODER_CHUNK = CHUNK_FRAMES
 MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
 CONTEXT = 96  # mel frames (~1.1 s) of neighbour context per chunk side: more than R -> Ec -> G sees
 
@@ -156,10 +156,8 @@ class Pipeline:
                           ^ kept                ^
         The voice (timbre) vector is taken once, from the first chunk, so it cannot drift between chunks.
         """
-        frames, pieces, timbre = mel.shape[-1], [], None
-        for start in range(0, frames, chunk):
-            stop = min(frames, start + chunk)
-            lo, hi = max(0, start - CONTEXT), min(frames, stop + CONTEXT)
+        pieces, timbre = [], None
+        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk):
             part = mel[..., lo:hi]
             content = self.content(part, self.recognizer(part).cue)
             timbre = content.timbre if timbre is None else timbre
@@ -167,17 +165,20 @@ class Pipeline:
             pieces.append(out[..., start - lo : stop - lo])
         return torch.cat(pieces, dim=-1)
 
-    def vocode(self, mel: torch.Tensor, chunk: int = VOCODER_CHUNK) -> np.ndarray:
+    def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES) -> np.ndarray:
         """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap."""
-        mel = mel.to(torch.float32)
-        frames = mel.shape[-1]
-        pieces = []
-        for start in range(0, frames, chunk):
-            stop = min(frames, start + chunk)
-            lo, hi = max(0, start - CONTEXT), min(frames, stop + CONTEXT)
+        mel, pieces = mel.to(torch.float32), []
+        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk):
             wave = self.vocoder(mel[..., lo:hi])[0]
             pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
         return torch.cat(pieces).float().cpu().numpy()
+
+
+def chunk_spans(frames: int, chunk: int) -> Iterator[tuple[int, int, int, int]]:
+    """(start, stop) of each chunk of `frames` and (lo, hi) of it widened by CONTEXT frames per side."""
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        yield start, stop, max(0, start - CONTEXT), min(frames, stop + CONTEXT)
 
 
 def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:
