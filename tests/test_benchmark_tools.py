@@ -1,13 +1,27 @@
-"""The evaluation helpers in benchmarks/: pairs from a RAVDESS-like tree and the strength curve."""
+"""The evaluation helpers in benchmarks/: RAVDESS pairs, the strength curve and the espeak-ng content set."""
 
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ainn_cli.audio import SAMPLE_RATE, read_audio
+from ainn_cli.train.data import load_source
+from benchmarks.espeak_corpus import (
+    FIELDS,
+    TEST_SENTENCES,
+    TEST_VOICES,
+    TRAIN_VOICES,
+    content_pairs,
+    synthesise,
+    train_sentences,
+    unconverted,
+    write_csv,
+)
 from benchmarks.ravdess_pairs import rows
 from benchmarks.strength_curve import curve, ranks, spearman
 
@@ -48,3 +62,31 @@ def test_csv_header_is_what_evaluate_reads(tmp_path: Path) -> None:
         writer.writerow({"id": "x", "converted": "x.wav", "target_emotion": "angry"})
     (pair,) = read_pairs(path)
     assert pair.target_emotion == "angry" and pair.converted == tmp_path / "x.wav"
+
+
+def test_espeak_corpus_keeps_test_sentences_and_voices_out_of_training(tmp_path: Path) -> None:
+    sentences = train_sentences(120)
+    assert len(set(sentences)) == 120 and not set(sentences) & set(TEST_SENTENCES)
+    assert all(s[0].isupper() and s[-1] in ".?" for s in sentences)
+    assert not set(TRAIN_VOICES) & set(TEST_VOICES)
+    test_rows = [{"path": f"test/test_{i:04d}.wav", "text": t} for i, t in enumerate(TEST_SENTENCES[:3])]
+    pairs = content_pairs(tmp_path, test_rows, tmp_path / "ravdess")
+    assert len(pairs) == 6 and len({p["target_emotion"] for p in pairs}) == 4
+    for pair in pairs:  # references: strong emotional clips of held-out actors 23 and 24 only
+        parts = Path(pair["reference"]).name.split("-")
+        assert parts[6].split(".")[0] in {"23", "24"} and parts[2] != "01" and parts[3] == "02"
+    sources = unconverted(pairs)
+    assert [s["converted"] for s in sources] == sorted({p["source"] for p in pairs})
+    assert all(s["reference"] == "" for s in sources)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_espeak_corpus_writes_a_manifest_that_training_reads(tmp_path: Path) -> None:
+    items = [("Five thin violins.", TRAIN_VOICES[0]), ("Who fixed it?", TRAIN_VOICES[5])]
+    rows = synthesise(tmp_path, "train", items, seed=0)
+    write_csv(tmp_path / "train.csv", rows, FIELDS)
+    utterances = load_source(f"manifest:{tmp_path / 'train.csv'}")
+    assert [u.speaker for u in utterances] == ["espeak_en-us+m1", "espeak_en-us+f1"]
+    assert {u.emotion for u in utterances} == {"neutral"} and utterances[1].text == "Who fixed it?"
+    audio = read_audio(Path(utterances[0].path))
+    assert audio.source_rate == SAMPLE_RATE and 0.3 < audio.seconds < 4
