@@ -91,6 +91,18 @@ def test_resume_continues_exactly(manifest: Path, tmp_path: Path) -> None:
         torch.testing.assert_close(b["nets"][key], value, msg=key)
 
 
+def test_resume_after_a_crash_between_log_and_checkpoint_logs_each_step_once(manifest: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(config(manifest, tmp_path, "stage1.steps=2"), run, stages=("stage1",), quiet=True)
+    step2 = (run / "stage1" / "latest.pt").read_bytes()
+    train(config(manifest, tmp_path, "stage1.steps=3"), run, stages=("stage1",), resume=True, quiet=True)
+    (run / "stage1" / "latest.pt").write_bytes(step2)  # as if killed after logging step 3, before saving it
+    train(config(manifest, tmp_path, "stage1.steps=3"), run, stages=("stage1",), resume=True, quiet=True)
+    train_rows = [r["step"] for r in read_log(run / "stage1" / "log.csv") if r["rec"]]
+    val_rows = [r["step"] for r in read_log(run / "stage1" / "log.csv") if r["val_total"]]
+    assert train_rows == val_rows == ["1", "2", "3"]
+
+
 def test_existing_run_needs_resume(manifest: Path, tmp_path: Path) -> None:
     from ainn_cli.errors import UsageError
 

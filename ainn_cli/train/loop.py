@@ -158,6 +158,20 @@ class CsvLog:
             writer.writeheader()
             writer.writerows([*rows, row])
 
+    def drop_after(self, step: int) -> None:
+        """Forget rows logged after `step`: a run resumed from `step` logs them again."""
+        if not self.file.exists():
+            return
+        with open(self.file, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [r for r in reader if int(r["step"]) <= step]
+        tmp = self.file.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, reader.fieldnames or [])
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.file)
+
 
 def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, stage: str, init: Path | None,
               resume: bool, quiet: bool = False, world: World | None = None,
@@ -199,6 +213,8 @@ def _checkpoint(state: TrainState, folder: Path, name: str) -> None:
 def _loop(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str, folder: Path,
           progress: Any, task: Any, steps: int) -> None:
     start, log, main = time.perf_counter(), CsvLog(folder / "log.csv"), state.world.main
+    if main:
+        log.drop_after(state.step)
     for batch in batches(corpora["train"], config.data, state.world.seed(config.seed), state.step, steps):
         values = train_step(state, batch, config, stage)
         progress.update(task, completed=state.step, losses=" ".join(f"{k}={v:.3f}" for k, v in values.items()))
