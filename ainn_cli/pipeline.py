@@ -20,7 +20,7 @@ from ainn_cli.errors import DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
 from ainn_cli.mel import log_mel
 from ainn_cli.recognizer import Recognition
-from ainn_cli.vocoder import HifiGan
+from ainn_cli.vocoder import HifiGan, receptive_radius
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
 MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
@@ -70,6 +70,7 @@ class Pipeline:
         assert isinstance(vocoder, HifiGan)  # the bundle loader builds it from VocoderConfig
         # on a CPU the tiled channels-last path computes the same waveform ~1.3x faster (benchmarks/vocoder_ab.py)
         self.vocoder: torch.nn.Module = vocoder.prepare_for_inference() if device.type == "cpu" else vocoder
+        self.vocoder_context = receptive_radius(vocoder.config)  # exact seams with 15 frames, not CONTEXT's 96
         self.labels = bundle.info.labels
         self.chunk_frames = CHUNK_FRAMES
 
@@ -168,17 +169,17 @@ class Pipeline:
     def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES) -> np.ndarray:
         """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap."""
         mel, pieces = mel.to(torch.float32), []
-        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk):
+        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, self.vocoder_context):
             wave = self.vocoder(mel[..., lo:hi])[0]
             pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
         return torch.cat(pieces).float().cpu().numpy()
 
 
-def chunk_spans(frames: int, chunk: int) -> Iterator[tuple[int, int, int, int]]:
-    """(start, stop) of each chunk of `frames` and (lo, hi) of it widened by CONTEXT frames per side."""
+def chunk_spans(frames: int, chunk: int, context: int = CONTEXT) -> Iterator[tuple[int, int, int, int]]:
+    """(start, stop) of each chunk of `frames` and (lo, hi) of it widened by `context` frames per side."""
     for start in range(0, frames, chunk):
         stop = min(frames, start + chunk)
-        yield start, stop, max(0, start - CONTEXT), min(frames, stop + CONTEXT)
+        yield start, stop, max(0, start - context), min(frames, stop + context)
 
 
 def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:

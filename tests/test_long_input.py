@@ -9,12 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import load_pipeline
 from tests.conftest import tone
 
 PEAK_RSS_LIMIT_MB = 1500  # the 20-minute file alone is 106 MB as float32 at 22050 Hz
+
+
+def test_vocoder_chunks_are_exact_with_its_receptive_radius(tiny_bundle: Path) -> None:
+    """Vocoding in 64-frame chunks with 15 frames of context gives the one-pass waveform; no context does not."""
+    pipe = load_pipeline(str(tiny_bundle), "cpu")
+    mel = torch.randn(1, 80, 300, generator=torch.Generator().manual_seed(0)) - 4
+    whole = pipe.vocode(mel, chunk=10_000)
+    exact = np.abs(pipe.vocode(mel, chunk=64) - whole).max()
+    pipe.vocoder_context = 0
+    blind = np.abs(pipe.vocode(mel, chunk=64) - whole).max()
+    assert exact < 1e-6 and blind > 1e-4, (exact, blind)  # the waveform peaks at about 0.1
 
 
 def test_chunks_join_without_a_seam() -> None:
