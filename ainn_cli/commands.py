@@ -198,4 +198,16 @@ def run_train(out: Path, config_file: Path | None, stage: str, data: list[str] |
     if stages == ("stage2",) and init is None and not (out / "stage1" / "best.pt").exists():
         raise UsageError("stage2 needs --init RUN/stage1/best.pt (or a run folder with stage1 done)")
     init = init or (out / "stage1" / "best.pt" if stages == ("stage2",) else None)
-    return train(load_config(config_file, overrides), out, stages, init, resume, export, quiet)
+    config = load_config(config_file, overrides)
+    _stop_on_sigterm()
+    return train(config, out, stages, init, resume, export, quiet)
+
+
+def _stop_on_sigterm() -> None:
+    """Schedulers (Slurm, Kubernetes, torchrun) stop a job with SIGTERM: save `latest` as Ctrl-C does."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

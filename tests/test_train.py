@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +133,23 @@ def test_layouts_and_speaker_split(tmp_path: Path) -> None:
     cfg = load_config(None, ["data.n_val=1", "data.n_test=1"])
     split = split_speakers(esd, cfg.data)
     assert split == {"train": ["esd_0011"], "val": ["esd_0012"], "test": ["esd_0013"]}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_saves_latest_and_exits_130(manifest: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C, or the SIGTERM a scheduler sends, stops training with `latest` saved at the current step."""
+    run = tmp_path / "run"
+    sets = [arg for o in [*TINY, f"data.cache_dir=\"{tmp_path / 'cache'}\"", "stage1.steps=100000",
+                          "checkpoint_every=100000"] for arg in ("--set", o)]
+    command = [sys.executable, "-m", "ainn_cli", "train", "--config", str(REPO / "configs" / "default.toml"),
+               "--data", f"manifest:{manifest}", "--out", str(run), "--stage", "stage1", "--quiet", *sets]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "stage1" / "log.csv").exists() or len(read_log(run / "stage1" / "log.csv")) < 4:
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr and process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr
+    saved = torch.load(run / "stage1" / "latest.pt", weights_only=True)
+    assert saved["step"] >= 2 and "optimizer" in saved
