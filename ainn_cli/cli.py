@@ -146,7 +146,7 @@ def train(
     init: Annotated[Path | None, typer.Option(help="Checkpoint to start from (e.g. RUN/stage1/best.pt for stage2).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run's latest checkpoint exactly.")] = False,
     export_to: Annotated[Path | None, typer.Option("--export", help="Write a bundle here when training ends.")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key, e.g. --set stage1.steps=100.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key with a TOML value, e.g. --set stage1.steps=100 --set variant=no_cue --set 'stage2.lambdas.ecc=1.0'.")] = None,
     device: Annotated[str | None, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N (default: the config's, auto).")] = None,
     quiet: QuietOpt = False,
 ) -> None:

@@ -153,3 +153,20 @@ def test_interrupt_saves_latest_and_exits_130(manifest: Path, tmp_path: Path, si
     assert process.returncode == 130 and "interrupted" in stderr
     saved = torch.load(run / "stage1" / "latest.pt", weights_only=True)
     assert saved["step"] >= 2 and "optimizer" in saved
+
+
+def test_overrides_take_toml_values_and_refuse_wrong_types() -> None:
+    from ainn_cli.errors import UsageError
+
+    default = REPO / "configs" / "default.toml"
+    cfg = load_config(default, ["stage2.lambdas={ ecc = 1, cycle = 0.5 }", "variant=baseline", "stage1.lr=1"])
+    assert cfg.stage2.lambdas == {"ecc": 1.0, "cycle": 0.5}  # a table replaces the mapping; a dotted key edits it
+    assert load_config(default, ["stage2.lambdas.ecc=2"]).stage2.lambdas == {**load_config(default).stage2.lambdas,
+                                                                             "ecc": 2.0}
+    assert cfg.variant == "baseline" and cfg.stage1.lr == 1.0 and isinstance(cfg.stage1.lr, float)
+    assert load_config(default, ['data.sources=["manifest:a.csv"]']).data.sources == ("manifest:a.csv",)
+    for bad, message in [("stage1.steps=ten", "stage1.steps: expected an integer"),
+                         ("stage2.lambdas.ecc=high", "stage2.lambdas.ecc: expected a number"),
+                         ("data.sources=3", "data.sources: expected a list of strings")]:
+        with pytest.raises(UsageError, match=message):
+            load_config(default, [bad])

@@ -76,7 +76,7 @@ class TrainConfig:
 
 
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the TOML file, then `section.key=value` overrides (values parsed as JSON)."""
+    """Defaults, then the TOML file, then `section.key=value` overrides (values parsed as TOML)."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -95,6 +95,11 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
 
 
 def _parse(value: str) -> Any:
+    """A TOML value (`0.5`, `"x"`, `[1, 2]`, `{ rec = 1.0 }`), else JSON, else the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
     try:
         return json.loads(value)
     except json.JSONDecodeError:
@@ -120,10 +125,27 @@ def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             values[name] = _build(type(current), value, f"{where}{name}.")
         elif isinstance(current, dict) and isinstance(value, dict):
-            values[name] = {**current, **value}
+            values[name] = {k: _checked(f"{where}{name}.{k}", 0.0, v) for k, v in {**current, **value}.items()}
         else:
-            values[name] = _tuples(value)
+            values[name] = _checked(where + name, current, _tuples(value))
     return cls(**values)
+
+
+def _checked(key: str, default: Any, value: Any) -> Any:
+    """`value` if it has the type of `default` (an int for a float is fine), else a UsageError naming `key`."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not type(default) or (isinstance(value, tuple) and not all(isinstance(v, str) for v in value)
+                                            and all(isinstance(v, str) for v in default)):
+        raise UsageError(f"config key {key}: expected {_kind(default)}, got {value!r}")
+    return value
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, tuple):
+        return "a list" + (" of strings" if all(isinstance(v, str) for v in default) else "")
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a table"}.get(type(default), type(default).__name__)
 
 
 def _tuples(value: Any) -> Any:
