@@ -1,10 +1,13 @@
 """The official HiFi-GAN log-mel front end, in torch.
 
     wave (B, N) --reflect pad 384--> |STFT| (B, 513, N // 256) --mel--> (B, 80, N // 256) --log-->
+
+`chunk_spans` splits a long mel into chunks that each see some context frames of their neighbours.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -79,3 +82,10 @@ def log_mel(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
 @lru_cache(maxsize=4)
 def _front_end(device: str) -> LogMel:
     return LogMel().to(device)
+
+
+def chunk_spans(frames: int, chunk: int, context: int) -> Iterator[tuple[int, int, int, int]]:
+    """(start, stop) of each chunk of `frames` and (lo, hi) of it widened by `context` frames per side."""
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        yield start, stop, max(0, start - context), min(frames, stop + context)

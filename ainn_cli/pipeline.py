@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ from ainn_cli.bundle import Bundle, load_bundle
 from ainn_cli.device import resolve_device
 from ainn_cli.errors import DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
-from ainn_cli.mel import log_mel
+from ainn_cli.mel import chunk_spans, log_mel
 from ainn_cli.recognizer import Recognition
 from ainn_cli.vocoder import HifiGan, receptive_radius
 
@@ -158,7 +157,7 @@ class Pipeline:
         The voice (timbre) vector is taken once, from the first chunk, so it cannot drift between chunks.
         """
         pieces, timbre = [], None
-        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk):
+        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, CONTEXT):
             part = mel[..., lo:hi]
             content = self.content(part, self.recognizer(part).cue)
             timbre = content.timbre if timbre is None else timbre
@@ -173,13 +172,6 @@ class Pipeline:
             wave = self.vocoder(mel[..., lo:hi])[0]
             pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
         return torch.cat(pieces).float().cpu().numpy()
-
-
-def chunk_spans(frames: int, chunk: int, context: int = CONTEXT) -> Iterator[tuple[int, int, int, int]]:
-    """(start, stop) of each chunk of `frames` and (lo, hi) of it widened by `context` frames per side."""
-    for start in range(0, frames, chunk):
-        stop = min(frames, start + chunk)
-        yield start, stop, max(0, start - context), min(frames, stop + context)
 
 
 def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:

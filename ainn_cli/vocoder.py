@@ -22,6 +22,7 @@ from torch import nn
 
 from ainn_cli.audio import N_MELS
 from ainn_cli.errors import BundleError
+from ainn_cli.mel import chunk_spans
 
 LRELU_SLOPE = 0.1
 POST_SLOPE = 0.01  # the official generator's last leaky_relu keeps torch's default slope
@@ -192,9 +193,7 @@ class InferenceHifiGan(nn.Module):
         if frames <= self.tile:
             return self._synthesize(mel)
         pieces = []
-        for start in range(0, frames, self.tile):
-            stop = min(frames, start + self.tile)
-            lo, hi = max(0, start - self.halo), min(frames, stop + self.halo)
+        for start, stop, lo, hi in chunk_spans(frames, self.tile, self.halo):
             wave = self._synthesize(mel[..., lo:hi])
             pieces.append(wave[:, (start - lo) * self.hop : (stop - lo) * self.hop])
         return torch.cat(pieces, dim=-1)

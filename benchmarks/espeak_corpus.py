@@ -18,7 +18,6 @@ Writes
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import subprocess
 from itertools import product
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.ravdess_pairs import EMOTIONS, ravdess_file
+from benchmarks.ravdess_pairs import EMOTIONS, ravdess_file, write_csv
 from benchmarks.ravdess_pairs import FIELDS as PAIR_FIELDS
 
 TRAIN_VOICES = [f"{lang}+{variant}" for lang, variant in product(
@@ -101,13 +100,6 @@ def synthesise(out_dir: Path, part: str, items: list[tuple[str, str]], seed: int
         rows.append({"path": str(path), "speaker": f"espeak_{voice}", "emotion": "neutral",
                      "intensity": "0", "text": text})
     return rows
-
-
-def write_csv(file: Path, rows: list[dict[str, str]], fields: list[str]) -> None:
-    with open(file, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def content_pairs(out_dir: Path, test_rows: list[dict[str, str]], ravdess: Path) -> list[dict[str, str]]:

@@ -46,6 +46,13 @@ def rows(root: Path, actors: list[str]) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+def write_csv(file: Path, rows: list[dict[str, str]], fields: list[str]) -> None:
+    with open(file, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ravdess", type=Path)
@@ -54,10 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, table in rows(args.ravdess.resolve(), args.actors).items():
-        with open(args.out / f"{name}.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, FIELDS)
-            writer.writeheader()
-            writer.writerows(table)
+        write_csv(args.out / f"{name}.csv", table, FIELDS)
         print(f"{args.out / name}.csv: {len(table)} rows")
 
 

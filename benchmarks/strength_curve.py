@@ -39,16 +39,14 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def curve(rows: list[dict[str, str]]) -> dict[str, object]:
-    pairs = [(float(r["requested_strength"]), float(r["measured_strength"])) for r in rows
-             if r.get("requested_strength") and r.get("measured_strength")]
+    scored = [r for r in rows if r.get("requested_strength") and r.get("measured_strength")]
+    pairs = [(float(r["requested_strength"]), float(r["measured_strength"])) for r in scored]
     requested, measured = (np.array(v) for v in zip(*pairs))
     levels = sorted(set(requested.tolist()))
     means = [float(measured[requested == level].mean()) for level in levels]
     by_utterance: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for r in rows:
-        if r.get("requested_strength") and r.get("measured_strength"):
-            by_utterance[r["id"].rsplit("_at", 1)[0]].append((float(r["requested_strength"]),
-                                                              float(r["measured_strength"])))
+    for r, pair in zip(scored, pairs):
+        by_utterance[r["id"].rsplit("_at", 1)[0]].append(pair)
     per = [spearman(*(np.array(v) for v in zip(*pts))) for pts in by_utterance.values() if len(pts) > 2]
     return {"levels": levels, "mean_measured": [round(m, 3) for m in means],
             "monotonic": bool(all(b >= a for a, b in zip(means, means[1:]))),

@@ -20,9 +20,8 @@ from benchmarks.espeak_corpus import (
     synthesise,
     train_sentences,
     unconverted,
-    write_csv,
 )
-from benchmarks.ravdess_pairs import rows
+from benchmarks.ravdess_pairs import rows, write_csv
 from benchmarks.strength_curve import curve, ranks, spearman
 
 

@@ -135,15 +135,15 @@ def _checked(key: str, default: Any, value: Any) -> Any:
     """`value` if it has the type of `default` (an int for a float is fine), else a UsageError naming `key`."""
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if type(value) is not type(default) or (isinstance(value, tuple) and not all(isinstance(v, str) for v in value)
-                                            and all(isinstance(v, str) for v in default)):
-        raise UsageError(f"config key {key}: expected {_kind(default)}, got {value!r}")
+    strings = isinstance(default, tuple) and all(isinstance(v, str) for v in default)
+    if type(value) is not type(default) or (strings and not all(isinstance(v, str) for v in value)):
+        raise UsageError(f"config key {key}: expected {_kind(default, strings)}, got {value!r}")
     return value
 
 
-def _kind(default: Any) -> str:
+def _kind(default: Any, strings: bool) -> str:
     if isinstance(default, tuple):
-        return "a list" + (" of strings" if all(isinstance(v, str) for v in default) else "")
+        return "a list of strings" if strings else "a list"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             dict: "a table"}.get(type(default), type(default).__name__)
 

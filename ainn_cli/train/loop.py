@@ -143,31 +143,34 @@ class CsvLog:
         self.file = file
 
     def write(self, row: dict[str, Any]) -> None:
-        rows = []
-        if self.file.exists():
-            with open(self.file, newline="") as handle:
-                rows = list(csv.DictReader(handle))
-        names = list(rows[0].keys()) if rows else []
-        names += [k for k in row if k not in names]
-        if rows and names == list(rows[0].keys()):
+        names, rows = self._read()
+        added = [k for k in row if k not in names]
+        if names and not added:
             with open(self.file, "a", newline="") as handle:
                 csv.DictWriter(handle, names).writerow(row)
             return
-        with open(self.file, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, names)
-            writer.writeheader()
-            writer.writerows([*rows, row])
+        self._rewrite(names + added, [*rows, row])
 
     def drop_after(self, step: int) -> None:
         """Forget rows logged after `step`: a run resumed from `step` logs them again."""
+        names, rows = self._read()
+        if names:
+            self._rewrite(names, [r for r in rows if int(r["step"]) <= step])
+
+    def _read(self) -> tuple[list[str], list[dict[str, str]]]:
+        """The header's names and the rows; nothing when there is no log yet."""
         if not self.file.exists():
-            return
+            return [], []
         with open(self.file, newline="") as handle:
             reader = csv.DictReader(handle)
-            rows = [r for r in reader if int(r["step"]) <= step]
+            rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+    def _rewrite(self, names: list[str], rows: list[dict[str, Any]]) -> None:
+        """Replace the whole file at once: a crash leaves the old log or the new one, never half of it."""
         tmp = self.file.with_suffix(".tmp")
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, reader.fieldnames or [])
+            writer = csv.DictWriter(handle, names)
             writer.writeheader()
             writer.writerows(rows)
         tmp.replace(self.file)
