@@ -8,9 +8,10 @@ torchaudio 2.9+ dropped its audio I/O and each release pins one exact torch vers
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ainn_cli.errors import AudioError, OutputError
+from ainn_cli.errors import AudioError, OutputError, OutputExists
 
 # The official HiFi-GAN V1 front end (see ../shared/AINN.md, "Features").
 SAMPLE_RATE = 22050  # Hz
@@ -39,6 +40,9 @@ CLIP_LEVEL_TOLERANCE = 1e-3  # samples within this of full scale count as clippe
 CLIPPED_FRACTION = 0.01  # warn when more than this fraction of samples is clipped
 MIN_RATE, MAX_RATE = 4000, 768000  # Hz; outside this a header lies (and 1 Hz would resample to gigabytes)
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus"})
+OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
+                  ".oga": ("OGG", "VORBIS")}  # output suffix -> libsndfile format and subtype
+NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, APFS); the file system is asked when it can say
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,11 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
     `max_seconds` reads only the start of long files (e.g. a long reference).
     """
     path = Path(path)
+    try:
+        os.stat(path)
+    except OSError as err:  # a name too long, a folder we may not enter: one line, not a traceback
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise AudioError(f"{str(path)[:200]}: {err.strerror or err}") from None
     if not path.exists():
         raise AudioError(f"{path}: {'broken or looping symbolic link' if path.is_symlink() else 'no such file'}")
     if path.is_dir():
@@ -128,35 +137,75 @@ def _check_level(wave: np.ndarray, warnings: list[str]) -> None:
         warnings.append(f"more than {CLIPPED_FRACTION:.0%} of samples are clipped")
 
 
+def output_format(path: Path) -> tuple[str, str]:
+    """libsndfile's format and subtype for an output name: 16-bit wav or flac, or ogg vorbis; others refused."""
+    found = OUTPUT_FORMATS.get(path.suffix.lower())
+    if found is None:
+        what = f"{path.suffix} files" if path.suffix else "a name without an extension"
+        raise OutputError(f"{path}: cannot write {what}; end the output name in .wav, .flac or .ogg")
+    return found
+
+
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, overwrite: bool = False,
               on_limit: Callable[[float], None] | None = None) -> Path:
-    """Write `(N,)` float samples at SAMPLE_RATE as 16-bit wav at `rate`, atomically (hidden temp file, rename).
+    """Write `(N,)` float samples at SAMPLE_RATE as audio at `rate`, atomically (hidden temp file, then rename).
 
-    Non-finite samples become 0; a peak beyond full scale (e.g. after resampling) is scaled down to
-    LIMIT, and `on_limit(peak)` is told. On any failure the temp file is removed and the target is
-    left as it was.
+    The format follows the extension (`output_format`: .wav and .flac 16-bit, .ogg vorbis). Non-finite
+    samples become 0; a peak beyond full scale (e.g. after resampling) is scaled down to LIMIT, and
+    `on_limit(peak)` is told. On any failure the temp file is removed and the target is left as it was;
+    without `overwrite` an existing file is never replaced, not even one that appears while writing.
     """
     path = Path(path)
+    kind, subtype = output_format(path)
     check_writable(path, overwrite)
     if rate != SAMPLE_RATE:
         samples = soxr.resample(np.asarray(samples, dtype=np.float32), SAMPLE_RATE, rate, quality="HQ")
     samples = limit(samples, on_limit)
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            sf.write(handle, samples, rate, format="WAV", subtype="PCM_16")
+        with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as handle:
+            sf.write(handle, samples, rate, format=kind, subtype=subtype)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual permissions
-        os.replace(tmp, path)
     except (OSError, sf.LibsndfileError) as err:
-        _discard(tmp)
         raise OutputError(f"{path}: cannot write ({_reason(err)})") from None
-    except BaseException:
-        _discard(tmp)
-        raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, overwrite: bool, suffix: str = ".part") -> Iterator[str]:
+    """A hidden temp file beside `path` to write; it becomes `path` when the block ends, or is removed on failure.
+
+    Without `overwrite` it is hard-linked to `path`, which fails if `path` exists, even if another process
+    made it a moment ago: a no-replace rename (OutputExists). With `overwrite` it replaces `path`.
+    """
+    budget = NAME_MAX - len(os.fsencode(suffix)) - 10  # mkstemp adds 8 random characters, we add two dots
+    name = path.name
+    while len(os.fsencode(name)) > budget:
+        name = name[:-1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual permissions
+        _place(tmp, path, overwrite)
+    finally:
+        _discard(tmp)
+
+
+def _place(tmp: str, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExists(f"{path}: exists already (use --overwrite to replace it)") from None
+    except OSError as err:  # a file system without hard links (FAT, some network mounts): check, then rename
+        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(path):
+            raise OutputExists(f"{path}: exists already (use --overwrite to replace it)") from None
+        os.replace(tmp, path)
 
 
 def limit(samples: np.ndarray, on_limit: Callable[[float], None] | None = None) -> np.ndarray:
@@ -176,14 +225,30 @@ def _umask() -> int:
     return mask
 
 
+def check_name(path: Path) -> None:
+    """Refuse a path with a name longer than the file system allows, before any work is done for it."""
+    folder = next((p for p in path.parents if os.path.isdir(p)), Path("."))
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = NAME_MAX
+    longest = max(path.parts, key=lambda part: len(os.fsencode(part)), default="")
+    if len(os.fsencode(longest)) > name_max:
+        raise OutputError(f"{path}: the name {longest[:40]}... is {len(os.fsencode(longest))} bytes long; "
+                          f"this file system allows {name_max}")
+    if len(os.fsencode(os.path.abspath(path))) >= 4096:  # PATH_MAX on Linux
+        raise OutputError(f"{str(path)[:60]}...: the path is longer than 4095 bytes")
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
     """Refuse an existing output without `overwrite` and create the folder, or say why not."""
+    check_name(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name for the output")
     if path.exists() and not path.is_file():
         raise OutputError(f"{path}: exists and is not a regular file")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: exists already (use --overwrite to replace it)")
+        raise OutputExists(f"{path}: exists already (use --overwrite to replace it)")
     blocker = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
     if blocker is not None and not blocker.is_dir():
         raise OutputError(f"{blocker}: is not a folder, so {path} cannot be written")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ainn_cli.audio import is_audio_file
-from ainn_cli.errors import AinnError, OutputError, UsageError
+from ainn_cli.audio import check_name, is_audio_file, output_format
+from ainn_cli.errors import AinnError, OutputError, OutputExists, UsageError
 
 PAIRINGS = ("same-name", "all")
 
@@ -69,6 +69,8 @@ def plan(source: Path, reference: Path | None, output: Path | None, pairing: str
     """All jobs for a source file or folder and a reference file or folder."""
     if pairing not in PAIRINGS:
         raise UsageError(f"--pairing must be one of {', '.join(PAIRINGS)}")
+    for given in (source, reference, output):
+        _check_stat(given)
     if not source.exists():
         raise UsageError(f"{source}: no such file or folder")
     if reference is not None and not reference.exists():
@@ -77,12 +79,42 @@ def plan(source: Path, reference: Path | None, output: Path | None, pairing: str
         if reference is not None and reference.is_dir():
             raise UsageError(f"{reference}: a reference folder needs a source folder")
         out = output or Path(f"{source.stem}-{reference.stem if reference else tag}.wav")
+        check_name(out)
         if out.is_dir():
             out = out / f"{source.stem}-{reference.stem if reference else tag}.wav"
+        check_name(out)
+        output_format(out)
         return [_checked(Job(source, reference, out))]
     out_dir = output or source.with_name(f"{source.name}-ainn")
     _check_out_dir(out_dir)
-    return [_checked(job) for job in _folder_jobs(source, reference, out_dir, pairing)]
+    return _distinct([_checked(job) for job in _folder_jobs(source, reference, out_dir, pairing)])
+
+
+def _check_stat(path: Path | None) -> None:
+    """A path the system refuses to look up (a name too long, a loop of links) is a one-line UsageError."""
+    if path is None:
+        return
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as err:
+        raise UsageError(f"{str(path)[:200]}: {err.strerror or err}") from None
+
+
+def _distinct(jobs: list[Job]) -> list[Job]:
+    """Refuse a plan in which two jobs would write one output (x.wav and x.flac; references sharing a name)."""
+    seen: dict[Path, Job] = {}
+    for job in jobs:
+        other = seen.setdefault(job.output, job)
+        if other is not job:
+            raise UsageError(f"{_inputs(other)} and {_inputs(job)} would both be written to {job.output}; "
+                             "rename one of them")
+    return jobs
+
+
+def _inputs(job: Job) -> str:
+    return f"{job.source} with {job.reference}" if job.reference is not None else str(job.source)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -95,17 +127,37 @@ def _check_out_dir(out_dir: Path) -> None:
 
 def _folder_jobs(source: Path, reference: Path | None, out_dir: Path, pairing: str) -> Iterator[Job]:
     refs = audio_files(reference) if reference is not None and reference.is_dir() else None
-    by_stem = {r.stem: r for r in refs or []}
+    by_stem: dict[str, list[Path]] = {}
+    for ref in refs or []:
+        by_stem.setdefault(ref.stem, []).append(ref)
     for src in audio_files(source, exclude=out_dir):
         rel = src.relative_to(source).with_suffix(".wav")
         if refs is None:
             yield Job(src, reference, out_dir / rel)
         elif pairing == "same-name":
-            if src.stem in by_stem:
-                yield Job(src, by_stem[src.stem], out_dir / rel)
+            matches = by_stem.get(src.stem, [])
+            if len(matches) > 1:
+                raise UsageError(f"{src}: references {matches[0]} and {matches[1]} share its name; --pairing "
+                                 "same-name needs one reference per name")
+            if matches:
+                yield Job(src, matches[0], out_dir / rel)
         else:
             for ref in refs:
                 yield Job(src, ref, out_dir / rel.with_name(f"{rel.stem}__ref-{ref.stem}.wav"))
+
+
+def explain_no_jobs(source: Path, reference: Path | None, pairing: str) -> str:
+    """Why `plan` found nothing to convert, with what to do about it."""
+    if not source.is_dir() or not audio_files(source):
+        return f"{source}: no audio files to convert"
+    if reference is not None and reference.is_dir():
+        if not audio_files(reference):
+            return f"{reference}: no audio files to take the emotion from"
+        if pairing == "same-name":
+            return (f"{source}: none of its {len(audio_files(source))} audio files has a reference of the same "
+                    f"name in {reference} (--pairing same-name matches names without the extension); "
+                    "use --pairing all to convert every file with every reference")
+    return f"{source}: no audio files to convert outside the output folder"
 
 
 def _checked(job: Job) -> Job:
@@ -134,12 +186,19 @@ def run_jobs(jobs: list[Job], convert_one: Callable[[Job], dict[str, object]], o
 
 def _run_one(job: Job, convert_one: Callable[[Job], dict[str, object]], overwrite: bool,
              report: BatchReport) -> str:
-    """Convert, skip or record the failure of one job; returns "converted", "skipped" or "failed"."""
-    if job.output.exists() and not overwrite:
+    """Convert, skip or record the failure of one job; returns "converted", "skipped" or "failed".
+
+    An output that another run (into the same folder) writes meanwhile is skipped too, never replaced.
+    """
+    try:
+        check_name(job.output)  # before converting, and before a name too long can break exists()
+        if job.output.exists() and not overwrite:
+            report.skipped.append(str(job.output))
+            return "skipped"
+        report.converted.append(convert_one(job))
+    except OutputExists:
         report.skipped.append(str(job.output))
         return "skipped"
-    try:
-        report.converted.append(convert_one(job))
     except AinnError as err:
         reason = str(err)
     except (RuntimeError, ValueError, OSError, MemoryError) as err:  # a model or I/O failure on one file

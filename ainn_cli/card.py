@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ainn_cli.bundle import MANIFEST, load_bundle, read_manifest
+from ainn_cli.bundle import MANIFEST, Bundle, load_bundle, read_manifest, verify_files
+from ainn_cli.bundle_files import CARD as CARD_FILE
+from ainn_cli.bundle_files import bundle_file, check_destination, swap_in, temp_beside
 from ainn_cli.errors import OutputError
 from ainn_cli.hub import resolve_bundle
 
@@ -18,13 +20,16 @@ tags: [emotional-voice-conversion, speech, ainn]
 ---
 # {name}
 
-An [ainn](https://pypi.org/project/ainn/) bundle for emotional voice conversion with AINN
-(Chen et al., Interspeech 2023, arXiv 2312.17508).
+An ainn bundle for emotional voice conversion with AINN (Chen et al., Interspeech 2023,
+arXiv 2312.17508). ainn is not published on PyPI: install it from a checkout of its source
+(`pip install .` in the checkout), then:
 
-```
-pip install ainn
+```bash
 ainn convert source.wav reference.wav -o out.wav --model OWNER/{name}
 ```
+
+## Caveats
+{caveats}
 
 ## Components
 {components}
@@ -36,7 +41,9 @@ ainn convert source.wav reference.wav -o out.wav --model OWNER/{name}
 {data}
 
 ## Measured figures
+```json
 {figures}
+```
 
 ## Licences
 - Acoustic model (content encoder, emotion encoder, recognizer, generator): trained on the data above;
@@ -46,30 +53,73 @@ ainn convert source.wav reference.wav -o out.wav --model OWNER/{name}
 """
 
 
-def model_card(path: Path) -> str:
-    bundle = load_bundle(path)
+DATA_KINDS = {"ravdess": "RAVDESS (Livingstone & Russo, 2018)", "esd": "ESD (Zhou et al., 2021)",
+              "manifest": "recordings listed in a manifest"}  # a training source's kind, named without its path
+OUT_OF_CORPUS_WER = "wer_out_of_corpus"  # figures key: WER on sentences that are not in the training data
+
+
+def model_card(bundle: Bundle) -> str:
     meta: dict[str, Any] = bundle.info.metadata
     counts = bundle.parameter_counts()
+    sources = meta.get("sources")
+    kinds = [str(s).split(":", 1)[0] for s in sources] if isinstance(sources, list) else []
+    data = [f"- {DATA_KINDS.get(kind, kind)}" for kind in dict.fromkeys(kinds)]  # local paths stay local
+    if isinstance(meta.get("trained_on"), str):
+        data.append(f"- {meta['trained_on']}")
+    figures = meta.get("figures")
     return CARD.format(
         name=bundle.info.name,
+        caveats="\n".join(f"- {c}" for c in _caveats(kinds, figures if isinstance(figures, dict) else {}, meta)),
         components="\n".join(f"- {k}: {v / 1e6:.2f} M parameters" for k, v in counts.items()),
         labels=", ".join(bundle.info.labels),
-        data="\n".join(f"- {s}" for s in meta.get("sources", [])) or "- not recorded",
-        figures=json.dumps(meta.get("figures", "not measured yet"), indent=2),
+        data="\n".join(data) or "- not recorded",
+        figures=json.dumps(figures if figures is not None else "not measured yet", indent=2),
     )
 
 
+def _caveats(kinds: list[str], figures: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """What a reader must know before relying on the model: its data's limits and what the WER figure covers."""
+    given = meta.get("caveats")
+    found = [c for c in given if isinstance(c, str)] if isinstance(given, list) else []
+    if not kinds:
+        found.append("The training data is not recorded in this bundle.")
+    elif set(kinds) == {"ravdess"}:
+        found.append("Trained on RAVDESS only, whose actors all say the same two sentences: the model has not "
+                     "learnt other words, so check its output on your own sentences before relying on it.")
+    if OUT_OF_CORPUS_WER in figures:
+        found.append(f"WER on sentences outside the training data: {figures[OUT_OF_CORPUS_WER]} "
+                     f"(`{OUT_OF_CORPUS_WER}` below).")
+    elif any(key.startswith("wer") for key in figures):
+        found.append("The WER figures below are measured on the training corpus's own sentences; no WER on "
+                     "other sentences is recorded in this bundle.")
+    return found or ["None recorded."]
+
+
 def export_for_hub(spec: str, out_dir: Path, overwrite: bool = False) -> Path:
-    """Copy the verified bundle files and write README.md (the model card) beside them."""
+    """Copy the verified bundle files and write README.md (the model card) beside them.
+
+    The copy is built in a hidden folder beside OUT_DIR and swapped in; OUT_DIR must be new, empty or
+    (with `overwrite`) an ainn bundle holding only its own files, and never the source or a folder holding it.
+    """
+    import torch
+
+    from ainn_cli.pipeline import Pipeline
+
     source = resolve_bundle(spec)
-    card = model_card(source)  # loads, so a broken bundle fails here
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise OutputError(f"{out_dir}: exists and is not empty (use --overwrite)")
-    if out_dir.exists() and overwrite:
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in [MANIFEST, *read_manifest(source)["files"]]:
-        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / name, out_dir / name)
-    (out_dir / "README.md").write_text(card)
+    bundle = load_bundle(source)
+    Pipeline(bundle, torch.device("cpu"))  # its self-test: a bundle whose parts do not fit fails here
+    check_destination(out_dir, overwrite, protect=(source,))
+    manifest = read_manifest(source)
+    tmp = temp_beside(out_dir)
+    try:
+        for name in [MANIFEST, *manifest["files"]]:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(bundle_file(source, name), tmp / name)  # a link's target, confined to the bundle
+        verify_files(tmp, manifest)  # the copies, in case a file changed after it was verified
+        (tmp / CARD_FILE).write_text(model_card(bundle))
+        swap_in(tmp, out_dir)
+    except OSError as err:
+        raise OutputError(f"{out_dir}: cannot write ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temp folder, gone already unless something failed
     return out_dir

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from ainn_cli import __version__
 from ainn_cli.errors import AinnError
@@ -23,6 +24,24 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Bundle: reg
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+DEFAULT_EMOTIONS = ("neutral", "angry", "happy", "sad", "surprise")  # the default bundle's prototypes (tested)
+
+
+class AinnCommand(TyperCommand):
+    """A command whose summary in `ainn --help` is never cut and whose usage line reads like a man page."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The docstring's first paragraph, whole: `ainn --help` wraps it instead of cutting it at `limit`."""
+        return " ".join((self.help or "").split("\n\n")[0].split())
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`[OPTIONS] SOURCE [REFERENCE]`, not typer 0.29's `[OPTIONS] {source} [reference]`."""
+        return [piece.replace("{", "").replace("}", "").upper() for piece in super().collect_usage_pieces(ctx)]
+
+
+def command() -> Callable[[F], F]:
+    """`app.command()` for an `AinnCommand`."""
+    return app.command(cls=AinnCommand)
 
 
 def friendly(command: F) -> F:
@@ -59,19 +78,19 @@ def root(
     """Convert the emotion of speech, read emotion and strength, train and export AINN models."""
 
 
-@app.command()
+@command()
 @friendly
 def convert(
     source: Annotated[Path, typer.Argument(help="Source speech: an audio file or a folder (converted recursively).")],
     reference: Annotated[Path | None, typer.Argument(help="Reference speech whose emotion and strength to take: a file or a folder.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output wav, or folder for folder input. Default: SRC-REF.wav / SRC-ainn/.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file, .wav, .flac or .ogg (the extension sets the format), or folder for folder input (wav). Default: SRC-REF.wav / SRC-ainn/.")] = None,
     strength: Annotated[float | None, typer.Option(help="Emotional strength of the output, 0 (neutral) to 1 (full). Default: the reference's.")] = None,
-    emotion: Annotated[str | None, typer.Option(help="Target emotion without a reference (uses the bundle's prototype), e.g. angry.")] = None,
+    emotion: Annotated[str | None, typer.Option(help=f"Target emotion without a reference (the model's prototype of it): {', '.join(DEFAULT_EMOTIONS)} for the default model; `ainn info` lists another model's.")] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     half: Annotated[bool, typer.Option(help="fp16 on CUDA (the vocoder stays fp32).")] = False,
     sample_rate: Annotated[int | None, typer.Option("--sample-rate", help="Output sample rate in Hz (default 22050).")] = None,
-    pairing: Annotated[str, typer.Option(help="With a reference folder: same-name (matching stems) or all.")] = "same-name",
+    pairing: Annotated[str, typer.Option(help="With a reference folder: same-name (the reference with the source's file name, extension aside) or all (every source with every reference).")] = "same-name",
     shard: Annotated[str | None, typer.Option(help="Convert only part K of N of a folder, e.g. 2/8, for parallel jobs.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (otherwise they are kept, and skipped in folders).")] = False,
     json_out: JsonOpt = False,
@@ -97,23 +116,24 @@ def convert(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 @friendly
 def strength(
     files: Annotated[list[Path], typer.Argument(help="Audio files or folders to read.")],
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    plot: Annotated[Path | None, typer.Option(help="Save a PNG (mel, cue M, probabilities); a folder when several files.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Save a figure (mel, cue M, probabilities): a .png/.pdf/.svg file, or a folder (one PNG per input, tree mirrored).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing plot files.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Read the emotion category, its strength (0 neutral .. 1 full-blown) and where it sits in time."""
+    """Read the emotion, its strength (0 neutral to 1 full-blown) and where in time it sits (cue M)."""
     from ainn_cli.commands import run_strength
 
-    if not run_strength(files, model=model, device=device, plot=plot, as_json=json_out):
+    if not run_strength(files, model=model, device=device, plot=plot, as_json=json_out, overwrite=overwrite):
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 @friendly
 def info(model: ModelOpt = None, device: DeviceOpt = "auto", json_out: JsonOpt = False) -> None:
     """Versions, the device auto would choose, and the bundle's components and parameter counts."""
@@ -122,30 +142,30 @@ def info(model: ModelOpt = None, device: DeviceOpt = "auto", json_out: JsonOpt =
     run_info(model=model, device=device, as_json=json_out)
 
 
-@app.command()
+@command()
 @friendly
 def export(
     bundle_dir: Annotated[Path, typer.Argument(help="A bundle folder (or registry name).")],
     out_dir: Annotated[Path, typer.Argument(help="Where to write the Hub-ready folder.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the ainn bundle in OUT_DIR (a folder holding anything else is never replaced).")] = False,
 ) -> None:
     """Write a Hub-ready copy of a bundle with a model card (README.md)."""
     from ainn_cli.card import export_for_hub
 
     path = export_for_hub(str(bundle_dir), out_dir, overwrite=overwrite)
-    typer.echo(f"wrote {path} (upload with: huggingface-cli upload OWNER/NAME {path})")
+    typer.echo(f"wrote {path} (upload with: hf upload OWNER/NAME {path} .)")
 
 
-@app.command()
+@command()
 @friendly
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints, logs, resolved config, split).")],
     config: Annotated[Path | None, typer.Option(help="TOML file with hyperparameters (see configs/default.toml).")] = None,
-    stage: Annotated[str, typer.Option(help="stage1, stage2 or both.")] = "both",
+    stage: Annotated[str, typer.Option(help="stage1, stage2, both, or recognizer (R alone, with augmentation).")] = "both",
     data: Annotated[list[str] | None, typer.Option(help="Data source kind:path (manifest|ravdess|esd); repeatable; replaces the config's.")] = None,
     init: Annotated[Path | None, typer.Option(help="Checkpoint to start from (e.g. RUN/stage1/best.pt for stage2).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run's latest checkpoint exactly.")] = False,
-    export_to: Annotated[Path | None, typer.Option("--export", help="Write a bundle here when training ends.")] = None,
+    export_to: Annotated[Path | None, typer.Option("--export", help="Write a bundle here when training ends: a new or empty folder, or one holding an ainn bundle (replaced).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key with a TOML value, e.g. --set stage1.steps=100 --set variant=no_cue --set 'stage2.lambdas.ecc=1.0'.")] = None,
     device: Annotated[str | None, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N (default: the config's, auto).")] = None,
     quiet: QuietOpt = False,
@@ -161,7 +181,7 @@ def train(
     typer.echo(f"done: {path}")
 
 
-@app.command()
+@command()
 @friendly
 def evaluate(
     pairs: Annotated[Path | None, typer.Argument(help="CSV, one row per utterance: converted (wav) or source + reference, target_emotion; optional target, text, target_strength, id. Paths relative to the CSV.")] = None,

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ainn_cli import __version__
-from ainn_cli.audio import SAMPLE_RATE, Audio, check_writable, read_audio, write_wav
-from ainn_cli.batch import Job, audio_files, plan, run_jobs, shard_jobs
+from ainn_cli.audio import SAMPLE_RATE, Audio, atomic_output, check_name, check_writable, read_audio, write_wav
+from ainn_cli.batch import Job, audio_files, explain_no_jobs, plan, run_jobs, shard_jobs
 from ainn_cli.console import err_console, say
-from ainn_cli.display import failure_table, plot_reading, report_table, show_reading
-from ainn_cli.errors import AudioError, UsageError
+from ainn_cli.display import failure_table, plot_reading, reading_lines, report_table, show_reading
+from ainn_cli.errors import AudioError, BundleError, OutputError, OutputExists, UsageError
+from ainn_cli.memory import bound_native_caches, release_memory
 
 REFERENCE_MAX_SECONDS = 30.0  # only the start of a very long reference is read
-console = Console()
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+console = Console(soft_wrap=True)  # a result line is one line, also in a pipe or a log (no wrap, no padding)
 
 
 def run_convert(source: Path, reference: Path | None, output: Path | None, *, strength: float | None,
@@ -26,29 +31,46 @@ def run_convert(source: Path, reference: Path | None, output: Path | None, *, st
                 pairing: str, shard: str | None, overwrite: bool, as_json: bool, quiet: bool) -> bool:
     """Convert a file or a folder; returns False when any file failed."""
     _check_convert_options(reference, strength, emotion, sample_rate)
-    jobs = shard_jobs(plan(source, reference, output, pairing, tag=emotion or ""), shard)
-    if not jobs:
-        raise UsageError(f"{source}: no audio files to convert")
+    planned = plan(source, reference, output, pairing, tag=emotion or "")
+    if not planned:
+        raise UsageError(explain_no_jobs(source, reference, pairing))
+    jobs = shard_jobs(planned, shard)
+    scope = f"shard {shard}: {len(jobs)} of {len(planned)} conversions" if shard else ""
+    if not jobs:  # more parts than files: this one has nothing to do, which is no error
+        if as_json:
+            print(json.dumps({"converted": [], "skipped": [], "failed": [], "shard": shard}))
+        elif not quiet:
+            say(f"{scope}, nothing to do in this part", "note")
+        return True
+    refs: dict[Path, Audio] = {}  # the current reference only: a folder of them is read one at a time
+    given: Audio | None = None
+    if source.is_file():  # refusals that need no model come before torch is imported
+        check_writable(jobs[0].output, overwrite)
+        given = _warned(read_audio(source))
+        if reference is not None:
+            refs[reference] = _warned(read_audio(reference, max_seconds=REFERENCE_MAX_SECONDS))
+    else:
+        bound_native_caches()  # a folder's many input lengths must not grow the process (memory.py)
     from ainn_cli.pipeline import load_pipeline
 
     pipe = load_pipeline(model, device, half)
-    refs: dict[Path, Any] = {}
 
-    def convert_one(job: Job) -> dict[str, object]:
+    def convert_one(job: Job, src: Audio | None = None) -> dict[str, object]:
         if job.reference is not None and job.reference not in refs:
+            refs.clear()
             refs[job.reference] = _warned(read_audio(job.reference, max_seconds=REFERENCE_MAX_SECONDS))
-        src = _warned(read_audio(job.source))
+        src = src if src is not None else _warned(read_audio(job.source))
         result = pipe.convert(src, refs.get(job.reference) if job.reference else None, strength, emotion)
+        if not np.isfinite(result.wave).all():
+            raise BundleError(f"{job.source}: the model gave NaN or infinite samples; nothing written")
         write_wav(job.output, result.wave, sample_rate or SAMPLE_RATE, overwrite=overwrite,
                   on_limit=lambda peak: say(f"{job.output}: peak {peak:.3f} limited to full scale", "warning"))
         return _summary(job, result)
 
-    if source.is_file():
-        check_writable(jobs[0].output, overwrite)  # refuse before the model loads, not after converting
-        summary = convert_one(jobs[0])
-        _print_single(summary, as_json, quiet)
+    if given is not None:
+        _print_single(convert_one(jobs[0], given), as_json, quiet)
         return True
-    return _run_folder(jobs, convert_one, overwrite, as_json, quiet)
+    return _run_folder(jobs, convert_one, overwrite, as_json, quiet, shard, scope)
 
 
 def _warned(audio: Audio) -> Audio:
@@ -75,9 +97,18 @@ def _summary(job: Job, result: Any) -> dict[str, object]:
     return {
         "source": str(job.source), "reference": str(job.reference) if job.reference else None,
         "output": str(job.output), "emotion": result.emotion, "strength": round(result.strength, 3),
-        "reference_strength": round(ref.strength, 3) if ref else None,
+        "reference_label": ref.label if ref else None, "reference_strength": round(ref.strength, 3) if ref else None,
         "seconds": round(result.seconds, 3), "rtf": round(result.rtf, 3),
+        "prosody": None if result.prosody is None else {k: round(v, 2) for k, v in vars(result.prosody).items()},
     }
+
+
+def _prosody_text(change: Any) -> str:
+    """`, pitch +3.1 st x1.25 range, +6.0 dB, duration x1.10` from a summary's prosody entry ('' if none)."""
+    if not change:
+        return ""
+    return (f", pitch {change['pitch_semitones']:+.1f} st x{change['pitch_range']:.2f} range, "
+            f"{change['energy_db']:+.1f} dB, duration x{change['duration']:.2f}")
 
 
 def _print_single(summary: dict[str, object], as_json: bool, quiet: bool) -> None:
@@ -85,34 +116,44 @@ def _print_single(summary: dict[str, object], as_json: bool, quiet: bool) -> Non
         print(json.dumps(summary))
     elif not quiet:
         ref = f" (reference strength {summary['reference_strength']})" if summary["reference"] else ""
+        ref += _prosody_text(summary.get("prosody"))
         console.print(
             f"{summary['output']}: {summary['emotion']} at strength {summary['strength']}{ref}, "
             f"{summary['seconds']} s, real-time factor {summary['rtf']}", highlight=False,
         )
 
 
-def _run_folder(jobs: list[Job], convert_one: Any, overwrite: bool, as_json: bool, quiet: bool) -> bool:
+def _run_folder(jobs: list[Job], convert_one: Any, overwrite: bool, as_json: bool, quiet: bool, shard: str | None,
+                scope: str) -> bool:
+    """Convert every job with a progress bar naming the current file; then the references' readings, the shard
+    that ran and a table of results (or JSON). Memory is released after each file."""
     progress = Progress(TextColumn("converting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        TextColumn("{task.fields[rtf]}"), console=err_console, disable=quiet or as_json)
+                        TextColumn("{task.fields[rtf]}"), TextColumn("{task.fields[file]}", markup=False),
+                        console=err_console, disable=quiet or as_json or not err_console.is_terminal)
     totals = {"audio": 0.0, "compute": 0.0}
+    task = progress.add_task("convert", total=len(jobs), rtf="", file="")
 
     def timed(job: Job) -> dict[str, object]:
+        progress.update(task, file=job.source.name, refresh=True)
         summary: dict[str, object] = convert_one(job)
         totals["audio"] += float(summary["seconds"])  # type: ignore[arg-type]
         totals["compute"] += float(summary["seconds"]) * float(summary["rtf"])  # type: ignore[arg-type]
         return summary
 
+    def done(job: Job, status: str) -> None:
+        if status != "skipped":
+            release_memory()
+        rtf = f"RTF {totals['compute'] / totals['audio']:.2f}" if totals["audio"] else ""
+        progress.update(task, advance=1, rtf=rtf, file="")
+
     with progress:
-        task = progress.add_task("convert", total=len(jobs), rtf="")
-
-        def done(job: Job, status: str) -> None:
-            rtf = f"RTF {totals['compute'] / totals['audio']:.2f}" if totals["audio"] else ""
-            progress.update(task, advance=1, rtf=rtf)
-
         report = run_jobs(jobs, timed, overwrite, on_done=done)
     if as_json:
-        print(json.dumps({"converted": report.converted, "skipped": report.skipped, "failed": report.failed}))
+        print(json.dumps({"converted": report.converted, "skipped": report.skipped, "failed": report.failed,
+                          "shard": shard}))
     elif not quiet:
+        for line in ([scope] if scope else []) + reading_lines(report.converted):
+            console.print(line, highlight=False, markup=False)
         console.print(report_table(report))
     if report.failed and not as_json:
         err_console.print(failure_table(report))
@@ -120,18 +161,67 @@ def _run_folder(jobs: list[Job], convert_one: Any, overwrite: bool, as_json: boo
 
 
 def _expand(files: list[Path]) -> list[Path]:
-    out: list[Path] = []
+    """Files, and the audio files under folders, each once."""
+    out: dict[str, Path] = {}
     for item in files:
-        out.extend(audio_files(item) if item.is_dir() else [item])
-    return out
+        for path in audio_files(item) if os.path.isdir(item) else [item]:
+            out.setdefault(os.path.realpath(path), path)
+    return list(out.values())
 
 
-def run_strength(files: list[Path], *, model: str | None, device: str, plot: Path | None, as_json: bool) -> bool:
+def plot_targets(paths: list[Path], plot: Path, overwrite: bool) -> dict[Path, Path]:
+    """Where each input's plot goes, checked before anything is read: names, formats, no file replaced.
+
+    One input: `plot` itself, unless it is a folder or has no extension. Several: under the folder `plot`,
+    each at its path relative to the inputs' common folder, as `stem.png` (`name.png` where stems meet).
+    """
+    if len(paths) == 1 and plot.suffix and not plot.is_dir():
+        targets = {paths[0]: plot}
+    else:
+        if plot.exists() and not plot.is_dir():
+            raise UsageError(f"--plot {plot}: is a file; for several inputs or a folder give a folder")
+        base = os.path.commonpath([os.path.abspath(p.parent) for p in paths])
+        rel = {p: Path(os.path.relpath(os.path.abspath(p), base)) for p in paths}
+        stems = Counter(r.with_suffix("") for r in rel.values())
+        targets = {p: plot / (r.with_suffix(".png") if stems[r.with_suffix("")] == 1 else r.with_name(f"{r.name}.png"))
+                   for p, r in rel.items()}
+    for target in targets.values():
+        check_name(target)
+        if target.suffix.lower() not in PLOT_SUFFIXES:
+            raise UsageError(f"--plot {target}: use a .png, .pdf or .svg name")
+        if not overwrite and (target.exists() or target.is_symlink()):
+            raise OutputExists(f"{target}: exists already (use --overwrite to replace it)")
+    return targets
+
+
+def _plot(target: Path, audio: Audio, reading: Any, overwrite: bool) -> bool:
+    """Write one figure through a hidden temp file; a file that appeared meanwhile is reported, not replaced."""
+    import torch
+
+    from ainn_cli.mel import log_mel_in_chunks
+    from ainn_cli.pipeline import READ_CHUNK_FRAMES
+
+    mel = log_mel_in_chunks(torch.from_numpy(audio.samples), READ_CHUNK_FRAMES)[0].numpy()
+    try:
+        check_writable(target, overwrite)
+        with atomic_output(target, overwrite, suffix=f".part{target.suffix}") as tmp:
+            plot_reading(Path(tmp), mel, reading, name=audio.path)
+    except OutputError as err:
+        say(str(err))
+        return False
+    except OSError as err:
+        say(f"{target}: cannot write ({err.strerror or err})")
+        return False
+    return True
+
+
+def run_strength(files: list[Path], *, model: str | None, device: str, plot: Path | None, as_json: bool,
+                 overwrite: bool = False) -> bool:
     """Read every file; unreadable ones are reported and the rest go on. False when any failed."""
     paths = _expand(files)
     if not paths:
         raise UsageError("no audio files given")
-    from ainn_cli.mel import log_mel
+    targets = plot_targets(paths, plot, overwrite) if plot is not None else {}
     from ainn_cli.pipeline import load_pipeline
 
     pipe = load_pipeline(model, device)
@@ -144,14 +234,12 @@ def run_strength(files: list[Path], *, model: str | None, device: str, plot: Pat
             ok = False
             continue
         reading = pipe.strength(audio)
-        results.append({"file": str(path), "emotion": reading.label, "strength": round(reading.strength, 4),
+        results.append({"file": str(path), "label": reading.label, "strength": round(reading.strength, 4),
                         "probabilities": {k: round(v, 4) for k, v in reading.probabilities.items()},
                         "seconds": round(reading.seconds, 3), "frame_rate": reading.frame_rate,
                         "cue": [round(v, 3) for v in reading.cue]})
-        if plot is not None:
-            target = plot / f"{path.stem}.png" if len(paths) > 1 or plot.is_dir() else plot
-            target.parent.mkdir(parents=True, exist_ok=True)
-            plot_reading(target, log_mel(audio.samples)[0].numpy(), reading)
+        if path in targets:
+            ok = _plot(targets[path], audio, reading, overwrite) and ok
         if not as_json:
             show_reading(console, str(path), reading)
     if as_json:
@@ -190,9 +278,9 @@ def run_train(out: Path, config_file: Path | None, stage: str, data: list[str] |
     from ainn_cli.train.loop import STAGES
     from ainn_cli.train.run import train
 
-    stages = {"both": STAGES, "stage1": ("stage1",), "stage2": ("stage2",)}.get(stage)
+    stages = {"both": STAGES, "stage1": ("stage1",), "stage2": ("stage2",), "recognizer": ("recognizer",)}.get(stage)
     if stages is None:
-        raise UsageError(f"--stage must be stage1, stage2 or both, got {stage!r}")
+        raise UsageError(f"--stage must be stage1, stage2, both or recognizer, got {stage!r}")
     if data:
         overrides = [*overrides, f"data.sources={json.dumps(data)}"]
     if stages == ("stage2",) and init is None and not (out / "stage1" / "best.pt").exists():

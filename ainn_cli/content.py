@@ -52,10 +52,13 @@ class ContentEncoder(nn.Module):
         )
         self.timbre_out = nn.Linear(ch, config.timbre_dim)
 
-    def forward(self, mel: torch.Tensor, cue: torch.Tensor) -> Content:
+    def forward(self, mel: torch.Tensor, cue: torch.Tensor, voice_mel: torch.Tensor | None = None) -> Content:
+        """`voice_mel` `(B, 80, T)`, when given, is what the timbre is read from (training feeds the content
+        branch a frequency-warped mel but wants the real voice); by default `mel` itself."""
         x = self.inp(mel)
         for block in self.blocks:
             x = block(x)
         frames = F.instance_norm(self.bottleneck(x))
-        timbre = self.timbre_out(weighted_mean(self.timbre_convs(mel), 1.0 - cue + 0.05))
+        voice = mel if voice_mel is None else voice_mel
+        timbre = self.timbre_out(weighted_mean(self.timbre_convs(voice), 1.0 - cue + 0.05))
         return Content(frames=frames, timbre=timbre)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ainn_cli.errors import UsageError
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from ainn_cli.pipeline import StrengthReading
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+MATPLOTLIB_HINT = "pip install matplotlib (or, in the ainn checkout, pip install -e '.[plot]')"  # ainn is not on PyPI
 
 
 def sparkline(values: tuple[float, ...] | np.ndarray, width: int = 60) -> str:
@@ -35,7 +38,7 @@ def bar(value: float, width: int = 20) -> str:
 
 def show_reading(console: Console, name: str, reading: StrengthReading) -> None:
     """Category with probabilities, strength, and the cue M over time as a sparkline."""
-    console.print(f"[bold]{name}[/]  {reading.seconds:.2f} s")
+    console.print(f"[bold]{escape(name)}[/]  {reading.seconds:.2f} s")
     strength = f"[bold]{reading.strength:.2f}[/] {bar(reading.strength)}"
     console.print(f"  emotion  [bold]{reading.label}[/]   strength {strength}")
     for label, p in sorted(reading.probabilities.items(), key=lambda kv: -kv[1]):
@@ -54,6 +57,32 @@ def report_table(report: BatchReport) -> Table:
     return table
 
 
+def reading_lines(converted: list[dict[str, object]], most: int = 3) -> list[str]:
+    """How a folder run read its references (emotion, strength), from the converted files' summaries.
+
+    Up to `most` references get a line each, more are counted per emotion with their strength range;
+    a run without a reference names the model's prototype emotion it used.
+    """
+    readings: dict[str, tuple[str, float, float]] = {}  # reference -> (label, its strength, output strength)
+    prototypes: set[tuple[str, float]] = set()
+    for item in converted:
+        if item["reference"] is None:
+            prototypes.add((str(item["emotion"]), float(item["strength"])))  # type: ignore[arg-type]
+        else:
+            readings.setdefault(str(item["reference"]), (str(item["reference_label"]),
+                                float(item["reference_strength"]), float(item["strength"])))  # type: ignore[arg-type]
+    lines = [f"no reference: the model's {label} prototype, at strength {level}" for label, level in sorted(prototypes)]
+    if len(readings) > most:
+        counts = Counter(label for label, _, _ in readings.values()).most_common()
+        levels = [level for _, level, _ in readings.values()]
+        return [*lines, f"{len(readings)} references read: {', '.join(f'{label} {n}' for label, n in counts)}; "
+                        f"strength {min(levels):.2f} to {max(levels):.2f}"]
+    for ref, (label, level, out) in readings.items():
+        lines.append(f"reference {ref}: read as {label} at strength {level}"
+                     + (f", converted at strength {out}" if out != level else ""))
+    return lines
+
+
 def failure_table(report: BatchReport) -> Table:
     table = Table(title="failures")
     table.add_column("file")
@@ -63,25 +92,38 @@ def failure_table(report: BatchReport) -> Table:
     return table
 
 
-def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading) -> Path:
-    """PNG: log-mel `(80, T)` with the cue M over it and the class probabilities beside."""
+def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str = "") -> Path:
+    """A figure of one reading (format from `out`'s extension, 1100 x 450 px as PNG):
+
+        name: label, strength                           (title)
+        [ log-mel (80, T), time x mel bin ][colour bar]  [ probability per class ]
+        [ cue M, 0..1 on its own axis     ]
+    Mel pixel j spans frame j's hop, so the cue's value j is drawn at the pixel's centre, (j + 0.5) / frame rate.
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'ainn[plot]'") from None
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.5), gridspec_kw={"width_ratios": [4, 1]})
+        raise UsageError(f"--plot needs matplotlib: {MATPLOTLIB_HINT}") from None
+    fig, axes = plt.subplot_mosaic([["mel", "prob"], ["cue", "prob"]], figsize=(11, 4.5), layout="constrained",
+                                   width_ratios=[4, 1], height_ratios=[3, 1.4])
     seconds = mel.shape[1] / reading.frame_rate
-    ax.imshow(mel, origin="lower", aspect="auto", extent=(0, seconds, 0, mel.shape[0]), cmap="magma")
-    times = np.arange(len(reading.cue)) / reading.frame_rate
-    ax.plot(times, np.asarray(reading.cue) * mel.shape[0] * 0.95, color="cyan", lw=1.5, label="cue M")
-    ax.set(xlabel="time (s)", ylabel="mel bin", title=f"{reading.label}, strength {reading.strength:.2f}")
-    ax.legend(loc="upper right")
-    bx.barh(list(reading.probabilities), list(reading.probabilities.values()), color="tab:blue")
-    bx.set(xlim=(0, 1), title="probability")
-    fig.tight_layout()
+    image = axes["mel"].imshow(mel, origin="lower", aspect="auto", cmap="magma",
+                               extent=(0, seconds, 0, mel.shape[0]))
+    fig.colorbar(image, ax=axes["mel"], label="log-mel (ln)", pad=0.01)
+    axes["mel"].set(ylabel="mel bin", xlim=(0, seconds))
+    axes["mel"].tick_params(labelbottom=False)
+    times = (np.arange(len(reading.cue)) + 0.5) / reading.frame_rate
+    axes["cue"].plot(times, reading.cue, color="tab:cyan", lw=1.5)
+    axes["cue"].fill_between(times, reading.cue, color="tab:cyan", alpha=0.25)
+    axes["cue"].set(xlabel="time (s)", ylabel="cue M", xlim=(0, seconds), ylim=(0, 1.05), yticks=[0, 0.5, 1])
+    labels = list(reading.probabilities)
+    colours = ["tab:orange" if label == reading.label else "tab:blue" for label in labels]
+    axes["prob"].barh(labels, list(reading.probabilities.values()), color=colours)
+    axes["prob"].set(xlim=(0, 1), title="probability")
+    fig.suptitle(f"{Path(name).name or 'recording'}: {reading.label}, strength {reading.strength:.2f}")
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

@@ -23,6 +23,10 @@ class OutputError(AinnError):
     """An output that exists already, cannot be written, or would replace an input."""
 
 
+class OutputExists(OutputError):
+    """An output that exists already and may not be replaced (no --overwrite); a folder run skips it."""
+
+
 class BundleError(AinnError):
     """A model bundle that is missing, corrupted, or does not match its configs."""
 

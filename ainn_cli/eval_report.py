@@ -6,8 +6,6 @@ import csv
 import dataclasses
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ainn_cli import metrics
-from ainn_cli.audio import check_writable
+from ainn_cli.audio import atomic_output, check_writable
+from ainn_cli.display import MATPLOTLIB_HINT
 from ainn_cli.errors import OutputError, UsageError
 from ainn_cli.eval_pairs import EMOTIONS
 from ainn_cli.metrics import Estimate
@@ -127,13 +126,10 @@ def summary_json(evaluation: Evaluation) -> dict[str, Any]:
 def write_atomic(path: Path, data: bytes, overwrite: bool) -> Path:
     """Write bytes through a hidden temporary file in the same folder, then rename."""
     check_writable(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
     return path
 
@@ -146,7 +142,7 @@ def pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plots needs matplotlib: pip install 'ainn[plot]'") from None
+        raise UsageError(f"--plots needs matplotlib: {MATPLOTLIB_HINT}") from None
     return plt
 
 

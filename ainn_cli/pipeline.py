@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -15,15 +17,28 @@ import torch
 from ainn_cli.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE, Audio, prepare
 from ainn_cli.bundle import Bundle, load_bundle
 from ainn_cli.device import resolve_device
-from ainn_cli.errors import DeviceError, UsageError
+from ainn_cli.errors import BundleError, DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
-from ainn_cli.mel import chunk_spans, log_mel
-from ainn_cli.recognizer import Recognition
+from ainn_cli.layers import EPS, weighted_mean
+from ainn_cli.mel import chunk_spans, log_mel, log_mel_in_chunks
+from ainn_cli.pitch import Pitch, continuous_log_f0, energy, prosody_inputs, yin
+from ainn_cli.prosody import (
+    NEPER_TO_DB,
+    Prosody,
+    ProsodyPredictor,
+    apply_change,
+    new_length,
+    reshape_mel,
+    retime,
+)
+from ainn_cli.recognizer import Recognition, Recognizer
 from ainn_cli.vocoder import HifiGan, receptive_radius
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
 MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
 CONTEXT = 96  # mel frames (~1.1 s) of neighbour context per chunk side: more than R -> Ec -> G sees
+READ_CHUNK_FRAMES = 4 * CHUNK_FRAMES  # mel frames (~95 s) read at once; a longer recording is read in chunks
+SELF_TEST_SECONDS = 0.3  # of noise run through every path when a bundle loads (inputs need 0.25 s)
 
 
 @dataclass(frozen=True)
@@ -40,13 +55,24 @@ class StrengthReading:
 
 
 @dataclass(frozen=True)
+class ProsodyChange:
+    """What the prosody predictor asked for (the prosody variant): the output against the source."""
+
+    pitch_semitones: float  # median pitch shift
+    pitch_range: float  # ratio of the pitch contour's spread
+    energy_db: float  # loudness change of the speech frames
+    duration: float  # ratio of output to source length
+
+
+@dataclass(frozen=True)
 class ConversionResult:
     wave: np.ndarray  # (N,) float32 at SAMPLE_RATE
     reference: StrengthReading | None  # None when converting to a prototype emotion
     emotion: str
     strength: float  # calibrated target strength of the output
-    seconds: float
+    seconds: float  # of the source
     elapsed: float
+    prosody: ProsodyChange | None = None  # None for models without a prosody path
 
     @property
     def rtf(self) -> float:
@@ -65,31 +91,75 @@ class Pipeline:
         m = bundle.modules
         self.recognizer, self.content, self.emotion = m["recognizer"], m["content_encoder"], m["emotion_encoder"]
         self.generator = m["generator"]
+        predictor = m.get("prosody")
+        self.prosody = predictor if isinstance(predictor, ProsodyPredictor) else None
         vocoder = m["vocoder"]
         assert isinstance(vocoder, HifiGan)  # the bundle loader builds it from VocoderConfig
         # on a CPU the tiled channels-last path computes the same waveform ~1.3x faster (benchmarks/vocoder_ab.py)
         self.vocoder: torch.nn.Module = vocoder.prepare_for_inference() if device.type == "cpu" else vocoder
         self.vocoder_context = receptive_radius(vocoder.config)  # exact seams with 15 frames, not CONTEXT's 96
         self.labels = bundle.info.labels
-        self.chunk_frames = CHUNK_FRAMES
+        self.chunk_frames, self.read_chunk_frames = CHUNK_FRAMES, READ_CHUNK_FRAMES
+        self._self_test()
+
+    @torch.inference_mode()
+    def _self_test(self) -> None:
+        """Run noise through every path once, so that components that do not fit together (or a model that
+        makes NaN) fail here in one BundleError, not in the middle of a conversion."""
+        noise = np.random.default_rng(0).uniform(-0.5, 0.5, int(SELF_TEST_SECONDS * SAMPLE_RATE)).astype(np.float32)
+        where, prototypes = self.bundle.path, self.bundle.info.prototypes
+        try:
+            classes = self.recognizer(self._mel(noise)).logits.shape[-1]
+            embedding = self._target(noise, None)[1]
+            wave = self.convert(noise, noise).wave
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            reason = (str(err).strip().splitlines() or [""])[0][:200]
+            raise BundleError(f"{where}: its components do not fit together ({type(err).__name__}: {reason})") from None
+        if classes != len(self.labels):
+            raise BundleError(f"{where}: the recognizer has {classes} classes for {len(self.labels)} labels")
+        if any(len(v) != embedding.shape[-1] for v in prototypes.values()):
+            raise BundleError(f"{where}: prototypes do not have the emotion embedding's {embedding.shape[-1]} values")
+        if not np.isfinite(wave).all():
+            raise BundleError(f"{where}: the model turns a test signal into NaN or infinite samples")
 
     def _mel(self, wave: np.ndarray) -> torch.Tensor:
-        """`(N,)` -> `(1, 80, N // 256)` on device in the pipeline's dtype."""
-        return log_mel(torch.from_numpy(np.ascontiguousarray(wave)).to(self.device)).to(self.dtype)
+        """`(N,)` -> `(1, 80, N // 256)` on device in the pipeline's dtype; long waves in chunks (same mel)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(wave)).to(self.device)
+        if len(wave) // HOP_LENGTH <= self.chunk_frames:
+            return log_mel(tensor).to(self.dtype)
+        return log_mel_in_chunks(tensor, self.chunk_frames).to(self.dtype)
 
     def _read(self, samples: np.ndarray) -> tuple[torch.Tensor, Recognition, StrengthReading]:
-        """Mel `(1, 80, T)`, R's raw outputs and the calibrated reading of one waveform."""
-        mel = self._mel(samples)
-        rec = self.recognizer(mel)
+        """Mel `(1, 80, T)`, R's raw outputs and the calibrated reading of one waveform (a long one in chunks)."""
+        if len(samples) // HOP_LENGTH <= self.read_chunk_frames:
+            mel = self._mel(samples)
+            rec = self.recognizer(mel)
+        else:
+            wave = torch.from_numpy(np.ascontiguousarray(samples)).to(self.device)
+            mel = log_mel_in_chunks(wave, self.read_chunk_frames).to(self.dtype)
+            rec = self._recognize_in_chunks(mel, self.read_chunk_frames)
         probs = torch.softmax(rec.logits.float(), dim=-1)[0].cpu().tolist()
         label = self.labels[int(np.argmax(probs))]
         raw = float(rec.strength[0])
+        if not np.isfinite([*probs, raw]).all():
+            raise BundleError(f"{self.bundle.path}: the recognizer gives NaN or infinite outputs")
         strength = 0.0 if label == "neutral" else self.bundle.info.calibration.calibrate(label, raw)
         reading = StrengthReading(
             label=label, probabilities=dict(zip(self.labels, probs)), strength=strength, raw_strength=raw,
             cue=tuple(rec.cue[0].float().cpu().tolist()), seconds=len(samples) / SAMPLE_RATE,
         )
         return mel, rec, reading
+
+    def _recognize_in_chunks(self, mel: torch.Tensor, chunk: int) -> Recognition:
+        """R on a long mel `(1, 80, T)` in bounded memory: the trunk in chunks with CONTEXT frames per side (as
+        `convert_mel`), then Recognizer.forward's heads on the features `(1, C, T)`. With one chunk it is forward."""
+        r = cast(Recognizer, self.recognizer)
+        features = torch.cat([r.features(mel[..., lo:hi])[..., start - lo : stop - lo]
+                              for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, CONTEXT)], dim=-1)
+        logits = r.classifier(features.mean(dim=-1))
+        cue = r.cue(features, logits.argmax(dim=-1))
+        strength = torch.sigmoid(r.strength_head(weighted_mean(features, cue + EPS)).squeeze(-1))
+        return Recognition(logits=logits, strength=strength, cue=cue, features=features)
 
     @torch.inference_mode()
     def strength(self, wave: Audio | np.ndarray) -> StrengthReading:
@@ -111,10 +181,19 @@ class Pipeline:
         raw = 0.0 if label == "neutral" else self.bundle.info.calibration.raw(label, level)
         samples = _samples(source)
         strength_in = torch.full((1,), raw, device=self.device, dtype=self.dtype)
-        wave = _fit(self._convert_in_chunks(self._mel(samples), embedding, strength_in), len(samples))
+        level_in = torch.full((1,), level, device=self.device, dtype=self.dtype)
+        target = Target(embedding, strength_in, level_in)
+        mel, change = self._mel(samples), None
+        if self.prosody is not None:
+            change = self.prosody(embedding, level_in).float()
+            target = Target(embedding, strength_in, level_in, yin(samples), change)
+        wave = self._convert_in_chunks(mel, target)
+        length = len(samples) if change is None else round(len(samples) * new_length(mel.shape[-1], change)
+                                                           / max(mel.shape[-1], 1))
         return ConversionResult(
-            wave=wave, reference=reading, emotion=label, strength=level,
+            wave=_fit(wave, length), reference=reading, emotion=label, strength=level,
             seconds=len(samples) / SAMPLE_RATE, elapsed=time.perf_counter() - start,
+            prosody=None if change is None else _described(change, length / max(len(samples), 1)),
         )
 
     def _target(
@@ -131,12 +210,12 @@ class Pipeline:
             raise UsageError(f"unknown emotion {emotion!r} (this model knows: {', '.join(prototypes) or 'none'})")
         return None, torch.tensor([prototypes[emotion]], device=self.device, dtype=self.dtype)
 
-    def _convert_in_chunks(self, mel: torch.Tensor, embedding: torch.Tensor, strength: torch.Tensor) -> np.ndarray:
+    def _convert_in_chunks(self, mel: torch.Tensor, target: Target) -> np.ndarray:
         """Source mel `(1, 80, T)` -> converted waveform, retrying with smaller chunks on a CUDA out-of-memory."""
         chunk = self.chunk_frames
         while True:
             try:
-                return self.vocode(self.convert_mel(mel, embedding, strength, chunk), chunk)
+                return self.vocode(self.convert_mel(mel, target, chunk), chunk)
             except torch.OutOfMemoryError:
                 if chunk <= MIN_CHUNK:
                     raise DeviceError(
@@ -145,25 +224,46 @@ class Pipeline:
                 chunk //= 2
                 torch.cuda.empty_cache()
 
-    def convert_mel(self, mel: torch.Tensor, embedding: torch.Tensor, strength: torch.Tensor,
-                    chunk: int) -> torch.Tensor:
-        """Source mel `(1, 80, T)` -> converted mel `(1, 80, T)`, in chunks of `chunk` frames.
+    def convert_mel(self, mel: torch.Tensor, target: Target, chunk: int) -> torch.Tensor:
+        """Source mel `(1, 80, T)` -> converted mel `(1, 80, T')`, in chunks of `chunk` frames.
 
-        Each chunk is processed with CONTEXT frames of its neighbours on both sides, which covers the
-        receptive field of R, Ec and G, and only its centre is kept:
+        Ec reads the source and G writes the output chunk by chunk, each chunk with CONTEXT frames of
+        its neighbours on both sides, of which only the centre is kept:
 
             |<- CONTEXT ->|<------ chunk ------>|<- CONTEXT ->|
                           ^ kept                ^
         The voice (timbre) vector is taken once, from the first chunk, so it cannot drift between chunks.
+        With a prosody path, the content is resampled in time (T' = T x the predicted duration ratio)
+        and G renders the source's pitch and energy contour changed as predicted.
         """
+        rendered = bool(getattr(self.generator.config, "prosody_dim", 0))  # G renders a contour, else reshape the mel
+        if target.pitch is not None and target.change is not None and not rendered:
+            mel = reshape_mel(mel, _source_prosody(mel, target.pitch), target.change.to(mel.dtype))
+        frames, timbre = self._encode(mel, chunk)
+        prosody = None
+        if target.pitch is not None and target.change is not None and rendered:
+            source = _source_prosody(mel, target.pitch)
+            length = new_length(mel.shape[-1], target.change)
+            wanted = apply_change(source, target.change.to(source.log_f0.dtype)).retimed(length)
+            frames = retime(frames, length)
+            prosody = prosody_inputs(wanted.log_f0, wanted.voiced, wanted.energy).to(self.dtype)
+        pieces = []
+        for start, stop, lo, hi in chunk_spans(frames.shape[-1], chunk, CONTEXT):
+            part = None if prosody is None else prosody[..., lo:hi]
+            out = self.generator(frames[..., lo:hi], target.embedding, target.strength, timbre, part)
+            pieces.append(out[..., start - lo : stop - lo])
+        return torch.cat(pieces, dim=-1)
+
+    def _encode(self, mel: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Content frames `(1, D, T)` of a mel `(1, 80, T)` in chunks, and the first chunk's timbre `(1, S)`."""
         pieces, timbre = [], None
         for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, CONTEXT):
             part = mel[..., lo:hi]
             content = self.content(part, self.recognizer(part).cue)
             timbre = content.timbre if timbre is None else timbre
-            out = self.generator(content.frames, embedding, strength, timbre)
-            pieces.append(out[..., start - lo : stop - lo])
-        return torch.cat(pieces, dim=-1)
+            pieces.append(content.frames[..., start - lo : stop - lo])
+        assert timbre is not None
+        return torch.cat(pieces, dim=-1), timbre
 
     def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES) -> np.ndarray:
         """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap."""
@@ -172,6 +272,33 @@ class Pipeline:
             wave = self.vocoder(mel[..., lo:hi])[0]
             pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
         return torch.cat(pieces).float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What G is asked for: emotion embedding `(1, E)`, raw strength `(1,)`, calibrated level `(1,)` and,
+    with a prosody path, the source's pitch and the predicted prosody change `(1, 4)`."""
+
+    embedding: torch.Tensor
+    strength: torch.Tensor
+    level: torch.Tensor
+    pitch: Pitch | None = None
+    change: torch.Tensor | None = None
+
+
+def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
+    """The source's Prosody `(1, T)` from its mel `(1, 80, T)` and YIN pitch (frames matched)."""
+    frames = mel.shape[-1]
+    log_f0 = torch.from_numpy(continuous_log_f0(pitch)[:frames]).to(mel.device).unsqueeze(0)
+    voiced = torch.from_numpy(pitch.voiced[:frames].astype(np.float32)).to(mel.device).unsqueeze(0)
+    return Prosody(log_f0=log_f0, voiced=voiced, energy=energy(mel.float()))
+
+
+def _described(change: torch.Tensor, duration: float) -> ProsodyChange:
+    """The predictor's change `(1, 4)` in units people read."""
+    values = change[0].tolist()
+    return ProsodyChange(pitch_semitones=values[0] * 12 / math.log(2), pitch_range=math.exp(values[1]),
+                         energy_db=values[2] * NEPER_TO_DB, duration=duration)
 
 
 def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from typer.testing import Result
 
 from ainn_cli.audio import SAMPLE_RATE
 from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
@@ -74,3 +75,15 @@ def wav(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+def one_line(result: Result, code: int, *needles: str) -> str:
+    """A CliRunner result that failed cleanly: exit `code`, no traceback, one stderr line holding `needles`."""
+    assert "Traceback" not in result.output and "Aborted" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -405,3 +407,23 @@ def test_cli_missing_repository_is_one_line_and_exit_1(hub: FakeHub) -> None:
     assert result.exit_code == 1
     assert "owner/missing: no such repository" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_unreachable_hub_fails_fast_in_one_line(hub: FakeHub) -> None:
+    """huggingface_hub alone retries a refused first download five times with backoff (~25 s of warnings)."""
+    hub.stop()  # nothing listens on its port any more: every connection is refused
+    warnings: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = warnings.append  # type: ignore[method-assign]
+    logging.getLogger("huggingface_hub").addHandler(handler)
+    try:
+        start = time.monotonic()
+        result = CliRunner().invoke(app, ["info", "--model", "owner/name", "--device", "cpu"])
+        elapsed = time.monotonic() - start
+    finally:
+        logging.getLogger("huggingface_hub").removeHandler(handler)
+
+    assert result.exit_code == 1 and elapsed < 3, (elapsed, result.output)
+    assert result.stderr.splitlines() == [f"error: owner/name@main: cannot reach the Hub ({hub.url}) and the bundle "
+                                          "is not cached"]
+    assert [r.getMessage() for r in warnings] == []  # no "Retrying in 1s [Retry 1/5]" lines

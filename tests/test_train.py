@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -41,9 +42,10 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 path = root / f"s{s}_{emotion}_{k}.wav"
                 sf.write(path, tone(0.6, f0=f0 * (1 + 0.05 * s), seed=s * 10 + k), 22050)
                 rows.append({"path": path.name, "speaker": f"s{s}", "emotion": emotion,
-                             "intensity": "neutral" if emotion == "neutral" else ["normal", "strong"][k]})
+                             "intensity": "neutral" if emotion == "neutral" else ["normal", "strong"][k],
+                             "take": f"s{k}-r1"})  # neutral and emotional clip k: a parallel pair
     with open(root / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["path", "speaker", "emotion", "intensity"])
+        writer = csv.DictWriter(handle, ["path", "speaker", "emotion", "intensity", "take"])
         writer.writeheader()
         writer.writerows(rows)
     return root / "manifest.csv"
@@ -72,6 +74,39 @@ def test_both_stages_one_step_and_export(manifest: Path, tmp_path: Path) -> None
     pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
     assert set(pipe.bundle.info.prototypes) == set(EMOTIONS)
     assert pipe.convert(tone(0.5), tone(0.5, f0=200)).wave.shape == (11025,)
+
+
+def test_prosody_variant_trains_exports_and_converts(manifest: Path, tmp_path: Path) -> None:
+    """Both stages of the prosody variant: parallel pairs from the manifest's takes, a prosody predictor
+    in the bundle, and a conversion whose length follows the predicted duration."""
+    cfg = config(manifest, tmp_path, "stage1.steps=1", "stage2.steps=1", "variant=\"prosody\"")
+    run = tmp_path / "run"
+    train(cfg, run, export=tmp_path / "bundle", quiet=True)
+    logs = {stage: read_log(run / stage / "log.csv") for stage in ("stage1", "stage2")}
+    assert {"rec", "str", "dis", "par", "pros"} <= set(logs["stage1"][0]) and "cls" not in logs["stage1"][0]
+    assert {"rec", "cc", "ecc", "esc", "ren", "par", "pros"} <= set(logs["stage2"][0])
+    assert all(math.isfinite(float(v)) for row in logs["stage2"] for k, v in row.items() if k != "step" and v)
+    pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
+    assert pipe.prosody is not None and pipe.generator.config.prosody_dim == 3
+    source = tone(1.0)
+    result = pipe.convert(source, tone(0.5, f0=200), strength=1.0)
+    assert result.prosody is not None
+    assert len(result.wave) == pytest.approx(len(source) * result.prosody.duration, abs=256)
+    flat = pipe.convert(source, tone(0.5, f0=200), strength=0.0)
+    assert flat.prosody is not None and flat.prosody.pitch_semitones == 0.0 and len(flat.wave) == len(source)
+
+
+def test_recognizer_stage_trains_only_the_recognizer(manifest: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(config(manifest, tmp_path, "recognizer.steps=2"), run, stages=("recognizer",), quiet=True)
+    assert {"cls", "str", "val_acc"} <= set(read_log(run / "recognizer" / "log.csv")[0])
+    train(config(manifest, tmp_path, "stage1.steps=1"), tmp_path / "start", stages=("stage1",), quiet=True)
+    before = torch.load(tmp_path / "start" / "stage1" / "latest.pt", weights_only=True)["nets"]
+    train(config(manifest, tmp_path, "recognizer.steps=1"), tmp_path / "after", stages=("recognizer",),
+          init=tmp_path / "start" / "stage1" / "latest.pt", quiet=True)
+    after = torch.load(tmp_path / "after" / "recognizer" / "latest.pt", weights_only=True)["nets"]
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"recognizer"}
 
 
 @pytest.mark.parametrize("variant", ["baseline", "no_cue"])

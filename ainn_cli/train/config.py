@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,20 @@ from ainn_cli.content import ContentEncoderConfig
 from ainn_cli.emotion import EmotionEncoderConfig
 from ainn_cli.errors import UsageError
 from ainn_cli.generator import GeneratorConfig
+from ainn_cli.prosody import ProsodyPredictorConfig
 from ainn_cli.recognizer import RecognizerConfig
 
-VARIANTS = ("full", "no_cue", "baseline")  # the paper's three ablation rows
+# Inclusive ranges of numeric keys by pattern (the first match wins); any other number must be >= 0.
+RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("data.segment_frames", (8, 100_000)), ("data.batch_size", (1, 4096)), ("data.workers", (0, 256)),
+    ("data.n_val", (0, 10_000)), ("data.n_test", (0, 10_000)), ("*.steps", (0, 100_000_000)),
+    ("*.lr", (1e-12, 1.0)), ("grad_clip", (1e-9, 1e9)), ("seed", (0, 2**32 - 1)), ("*_every", (1, 100_000_000)),
+    ("val_batches", (1, 1_000_000)),
+)
+# the paper's three ablation rows (full model, Stage I without the cue, rec + cls only) and the
+# explicit-prosody model; "full" is the paper model's old name and still accepted
+VARIANTS = ("paper", "no_cue", "baseline", "prosody")
+VARIANT_ALIASES = {"full": "paper"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class ModelConfig:
     emotion_encoder: EmotionEncoderConfig = field(default_factory=EmotionEncoderConfig)
     recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    prosody: ProsodyPredictorConfig = field(default_factory=ProsodyPredictorConfig)  # prosody variant only
 
 
 @dataclass(frozen=True)
@@ -55,13 +70,19 @@ def _stage2() -> StageConfig:
     return StageConfig(steps=2000, lr=1e-4, lambdas={"rec": 1.0, "cc": 1.0, "ecc": 0.3, "esc": 1.0, "cycle": 0.0})
 
 
+def _recognizer() -> StageConfig:
+    return StageConfig(steps=2000, lr=3e-4, lambdas={"cls": 1.0, "str": 1.0})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     stage1: StageConfig = field(default_factory=_stage1)
     stage2: StageConfig = field(default_factory=_stage2)
-    variant: str = "full"
+    recognizer: StageConfig = field(default_factory=_recognizer)  # --stage recognizer: R alone
+    variant: str = "paper"
+    init_bundle: str = ""  # start Stage I from this bundle's weights (matching tensors), not at random
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N; torchrun ranks use their local GPU
     triplet_margin: float = 0.2
     grad_clip: float = 5.0
@@ -81,17 +102,59 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     if path is not None:
         try:
             raw = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
+        except (OSError, ValueError) as err:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
             raise UsageError(f"{path}: cannot read config ({err})") from None
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"override {item!r} is not key=value")
         _set(raw, key.strip().split("."), _parse(value.strip()))
+    if isinstance(raw.get("variant"), str):
+        raw["variant"] = VARIANT_ALIASES.get(raw["variant"], raw["variant"])
     config: TrainConfig = _build(TrainConfig, raw, "")
     if config.variant not in VARIANTS:
         raise UsageError(f"variant must be one of {VARIANTS}, got {config.variant!r}")
+    return validate(config)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Ranges, after `_build` checked the types: every number finite and within RANGES (else >= 0), labels
+    that start with neutral, and each model component's config within the bundle limits (ainn_cli/limits.py)."""
+    from ainn_cli import limits
+    from ainn_cli.bundle import COMPONENTS
+
+    for key, value in _numbers(config, ""):
+        low, high = next((r for pattern, r in RANGES if fnmatch.fnmatchcase(key, pattern)), (0, math.inf))
+        if not (math.isfinite(value) and low <= value <= high):
+            raise UsageError(f"config key {key}: {value} is outside {_number(low)}..{_number(high)}")
+    labels = config.model.recognizer.labels
+    if len(labels) < 2 or labels[0] != "neutral":
+        raise UsageError(f"config key model.recognizer.labels: must be neutral then emotions, got {list(labels)}")
+    if not config.data.sources:
+        raise UsageError("config key data.sources: no data sources")
+    modules = {config_cls: module_cls for config_cls, module_cls in COMPONENTS.values()}
+    for part in dataclasses.fields(config.model):
+        component, where = getattr(config.model, part.name), f"config key model.{part.name}"
+        limits.check_config(component, where, UsageError)
+        if type(component) in modules:
+            limits.build_on_meta(modules[type(component)], component, where, UsageError)
     return config
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:g}"
+
+
+def _numbers(tree: Any, where: str) -> Iterator[tuple[str, float]]:
+    """(dotted key, value) of every number in a config, its tables included, the model section excepted."""
+    fields = dataclasses.fields(tree) if dataclasses.is_dataclass(tree) else ()
+    items = tree.items() if isinstance(tree, dict) else ((f.name, getattr(tree, f.name)) for f in fields)
+    for name, value in items:
+        if dataclasses.is_dataclass(value) or isinstance(value, dict):
+            if f"{where}{name}" != "model":
+                yield from _numbers(value, f"{where}{name}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{where}{name}", value
 
 
 def _parse(value: str) -> Any:
@@ -109,26 +172,29 @@ def _parse(value: str) -> Any:
 def _set(tree: dict[str, Any], keys: list[str], value: Any) -> None:
     for key in keys[:-1]:
         tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):
+            raise UsageError(f"config key {'.'.join(keys)}: {key} is not a table")
     tree[keys[-1]] = value
 
 
-def _build(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
-    """Build a (nested) frozen dataclass from a dict, refusing unknown keys."""
+def _build(cls: type[Any], raw: dict[str, Any], where: str, base: Any = None) -> Any:
+    """Build a (nested) frozen dataclass from a dict over `base` (default: `cls()`), refusing unknown keys;
+    a section given in part keeps the rest of its defaults (e.g. a stage's lambdas)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(raw) - set(fields)
     if unknown:
         raise UsageError(f"unknown config keys {sorted(where + k for k in unknown)}")
-    defaults = cls()
+    defaults = cls() if base is None else base
     values = {}
     for name, value in raw.items():
         current = getattr(defaults, name)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            values[name] = _build(type(current), value, f"{where}{name}.")
+            values[name] = _build(type(current), value, f"{where}{name}.", current)
         elif isinstance(current, dict) and isinstance(value, dict):
-            values[name] = {k: _checked(f"{where}{name}.{k}", 0.0, v) for k, v in {**current, **value}.items()}
+            values[name] = {k: _checked(f"{where}{name}.{k}", 0.0, v) for k, v in value.items()}  # a table replaces
         else:
             values[name] = _checked(where + name, current, _tuples(value))
-    return cls(**values)
+    return dataclasses.replace(defaults, **values)
 
 
 def _checked(key: str, default: Any, value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Training data: corpora (manifest CSV, RAVDESS, ESD), a speaker split, cached mels and batches.
+"""Training data: corpora (manifest CSV, RAVDESS, ESD, LibriSpeech), a speaker split, cached mels and
+pitch, parallel RAVDESS pairs and batches.
 
 Each batch is drawn from `numpy.random.default_rng((seed, step))`, so the data order is a pure
 function of the step: a resumed run sees exactly the batches it would have seen.
@@ -13,15 +14,18 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ainn_cli.audio import AUDIO_SUFFIXES, read_audio
 from ainn_cli.bundle import audio_settings
-from ainn_cli.errors import UsageError
+from ainn_cli.errors import AudioError, UsageError
 from ainn_cli.mel import log_mel
+from ainn_cli.pitch import continuous_log_f0, yin
 from ainn_cli.train.config import DataConfig
+from ainn_cli.train.parallel import Pair, build_pairs
 
 EMOTION_ALIASES = {"neutral": "neutral", "angry": "angry", "happy": "happy", "sad": "sad",
                    "surprise": "surprise", "surprised": "surprise"}
@@ -36,17 +40,20 @@ class Utterance:
     emotion: str  # one of the model's labels
     intensity: float  # 0 neutral, 0.5 normal, 1 strong; NaN when unknown
     text: str = ""
+    take: str = ""  # "statement-repetition" for parallel corpora (RAVDESS), else empty
 
 
 def load_source(spec: str) -> list[Utterance]:
     """`kind:path` with kind manifest (CSV), ravdess (folder) or esd (folder)."""
     kind, sep, where = spec.partition(":")
-    if not sep or kind not in {"manifest", "ravdess", "esd"}:
-        raise UsageError(f"data source {spec!r}: use manifest:FILE.csv, ravdess:DIR or esd:DIR")
+    if not sep or kind not in {"manifest", "ravdess", "esd", "librispeech"}:
+        raise UsageError(f"data source {spec!r}: use manifest:FILE.csv, ravdess:DIR, esd:DIR or librispeech:DIR")
     path = Path(where).expanduser()
     if not path.exists():
         raise UsageError(f"data source {spec!r}: {path} does not exist")
-    loader = {"manifest": _manifest, "ravdess": _ravdess, "esd": _esd}[kind]
+    if path.is_dir() != (kind != "manifest"):
+        raise UsageError(f"data source {spec!r}: {path} is {'a folder' if path.is_dir() else 'a file'}")
+    loader = {"manifest": _manifest, "ravdess": _ravdess, "esd": _esd, "librispeech": _librispeech}[kind]
     utterances = loader(path)
     if not utterances:
         raise UsageError(f"data source {spec!r}: no usable utterances found")
@@ -54,17 +61,20 @@ def load_source(spec: str) -> list[Utterance]:
 
 
 def _manifest(file: Path) -> list[Utterance]:
-    """CSV with columns path, speaker, emotion and optional intensity, text (paths relative to it)."""
+    """CSV with columns path, speaker, emotion and optional intensity, text, take (paths relative to it).
+
+    `take` names a sentence and repetition ("s1-r1"): a neutral and an emotional row of the same
+    speaker and take are a parallel pair (used by the prosody variant)."""
     out = []
-    with open(file, newline="") as handle:
-        for row in csv.DictReader(handle):
-            emotion = EMOTION_ALIASES.get(row.get("emotion", "").strip().lower())
-            if emotion is None:
-                continue
-            level = row.get("intensity", "") or ""
-            intensity = INTENSITY.get(level, float(level) if _is_float(level) else float("nan"))
-            out.append(Utterance(str(file.parent / row["path"]), row["speaker"], emotion,
-                                 0.0 if emotion == "neutral" else intensity, row.get("text", "")))
+    for row in _manifest_rows(file):
+        emotion = EMOTION_ALIASES.get(row.get("emotion", "").strip().lower())
+        if emotion is None:
+            continue
+        level = row.get("intensity", "") or ""
+        intensity = INTENSITY.get(level, float(level) if _is_float(level) else float("nan"))
+        out.append(Utterance(str(file.parent / row["path"]), row["speaker"], emotion,
+                             0.0 if emotion == "neutral" else intensity, row.get("text", ""),
+                             (row.get("take") or "").strip()))
     return out
 
 
@@ -77,7 +87,7 @@ def _ravdess(root: Path) -> list[Utterance]:
             continue
         emotion = RAVDESS_CODES[parts[2]]
         intensity = 0.0 if emotion == "neutral" else (0.5 if parts[3] == "01" else 1.0)
-        out.append(Utterance(str(file), f"ravdess_{parts[6]}", emotion, intensity))
+        out.append(Utterance(str(file), f"ravdess_{parts[6]}", emotion, intensity, take=f"{parts[4]}-{parts[5]}"))
     return out
 
 
@@ -92,6 +102,18 @@ def _esd(root: Path) -> list[Utterance]:
     return out
 
 
+def _librispeech(root: Path) -> list[Utterance]:
+    """Read speech, all neutral: the folder's manifest.csv (path, speaker), else `<speaker>/*.flac`."""
+    listing = root / "manifest.csv"
+    if listing.is_file():
+        with open(listing, newline="") as handle:
+            rows = [(r.get("path", ""), r.get("speaker", "")) for r in csv.DictReader(handle)]
+    else:
+        rows = [(str(f.relative_to(root)), f.parent.name) for f in sorted(root.glob("*/*.flac"))]
+    return [Utterance(str(root / path), f"libri_{speaker}", "neutral", 0.0) for path, speaker in rows
+            if path and speaker]
+
+
 def _is_float(text: str) -> bool:
     try:
         float(text)
@@ -100,11 +122,31 @@ def _is_float(text: str) -> bool:
     return True
 
 
+def _manifest_rows(file: Path) -> list[dict[str, str]]:
+    """The rows of a manifest CSV, each with a path and a speaker; a file that is not one is a UsageError."""
+    try:
+        with open(file, newline="") as handle:
+            reader = csv.DictReader(handle, restval="")
+            missing = sorted({"path", "speaker", "emotion"} - set(reader.fieldnames or []))
+            if missing:
+                raise UsageError(f"{file}: a manifest needs the columns path, speaker and emotion (missing {missing})")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UsageError(f"{file}: not a readable CSV manifest ({err})") from None
+    for number, row in enumerate(rows, start=1):
+        if not (row["path"] or "").strip() or not (row["speaker"] or "").strip():
+            raise UsageError(f"{file}: row {number} has no path or no speaker")
+        if not (row["path"].isprintable() and row["speaker"].isprintable()):
+            raise UsageError(f"{file}: row {number} has control characters in its path or speaker (a binary file?)")
+    return rows
+
+
 def split_speakers(utterances: list[Utterance], config: DataConfig) -> dict[str, list[str]]:
     """Disjoint train/val/test speaker lists."""
     speakers = sorted({u.speaker for u in utterances})
-    test = list(config.test_speakers) or speakers[len(speakers) - config.n_test:]
-    val = list(config.val_speakers) or [s for s in speakers if s not in test][-config.n_val:]
+    test = list(config.test_speakers) or speakers[max(0, len(speakers) - config.n_test):]
+    rest = [s for s in speakers if s not in test]
+    val = list(config.val_speakers) or rest[max(0, len(rest) - config.n_val):]  # n_val = 0: no validation
     train = [s for s in speakers if s not in test and s not in val]
     if not train:
         raise UsageError(f"no training speakers left after the split ({len(speakers)} speakers in all)")
@@ -113,7 +155,10 @@ def split_speakers(utterances: list[Utterance], config: DataConfig) -> dict[str,
 
 def cache_key(path: str) -> str:
     digest = hashlib.sha256(json.dumps(audio_settings(), sort_keys=True).encode())
-    digest.update(Path(path).read_bytes())
+    try:
+        digest.update(Path(path).read_bytes())
+    except OSError as err:
+        raise AudioError(f"{path}: cannot read ({err.strerror or err})") from None
     return digest.hexdigest()[:32]
 
 
@@ -131,13 +176,30 @@ def cached_mel(path: str, cache_dir: Path) -> np.ndarray:
     return mel
 
 
+def cached_pitch(path: str, mel_frames: int, cache_dir: Path) -> np.ndarray:
+    """Continuous ln f0 and voicing `(2, T)` per mel frame (YIN), computed once like `cached_mel`."""
+    file = cache_dir / f"{cache_key(path)}.pitch.npy"
+    if file.is_file():
+        cached: np.ndarray = np.load(file)
+        return cached
+    pitch = yin(read_audio(path).samples)
+    values = np.stack([continuous_log_f0(pitch), pitch.voiced.astype(np.float32)])[:, :mel_frames]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
+    np.save(tmp, values.astype(np.float32))
+    tmp.replace(file)
+    return values
+
+
 @dataclass
 class Corpus:
-    """Mels `(80, T)` in memory with their utterance records and label indices."""
+    """Mels `(80, T)` and pitch `(2, T)` in memory with their utterance records and label indices."""
 
     utterances: list[Utterance]
     mels: list[np.ndarray]
     labels: tuple[str, ...]
+    pitches: list[np.ndarray] = dataclasses.field(default_factory=list)
+    pairs: list[Pair] = dataclasses.field(default_factory=list)
 
     @property
     def label_ids(self) -> np.ndarray:
@@ -152,18 +214,64 @@ class Corpus:
         return out
 
 
-def build_corpus(utterances: list[Utterance], labels: tuple[str, ...], cache_dir: Path) -> Corpus:
+def build_corpus(utterances: list[Utterance], labels: tuple[str, ...], cache_dir: Path,
+                 prosody: bool = False) -> Corpus:
+    """Load (and cache) the features; with `prosody`, also pitch and the parallel pairs."""
     keep = [u for u in utterances if u.emotion in labels]
     mels = [cached_mel(u.path, cache_dir).astype(np.float32) for u in keep]
-    return Corpus(keep, mels, labels)
+    if not prosody:
+        return Corpus(keep, mels, labels)
+    pitches = [cached_pitch(u.path, m.shape[1], cache_dir) for u, m in zip(keep, mels)]
+    return Corpus(keep, mels, labels, pitches, build_pairs(keep, mels, pitches))
 
 
 def crop(mel: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
     """A random `(80, frames)` window; short mels are tiled."""
-    if mel.shape[1] < frames:
-        mel = np.tile(mel, (1, frames // mel.shape[1] + 1))
-    start = int(rng.integers(0, mel.shape[1] - frames + 1))
-    return mel[:, start : start + frames]
+    return crop_together([mel], frames, rng)[0]
+
+
+def crop_together(arrays: list[np.ndarray], frames: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random window of `frames` from each `(C, T)` array (same T); short ones are tiled."""
+    length = arrays[0].shape[1]
+    if length < frames:
+        arrays = [np.tile(a, (1, frames // length + 1)) for a in arrays]
+    start = int(rng.integers(0, arrays[0].shape[1] - frames + 1))
+    return [a[:, start : start + frames] for a in arrays]
+
+
+@dataclass(frozen=True)
+class ParallelBatch:
+    """Neutral takes, the emotional takes of the same sentences aligned to them, and references."""
+
+    source: torch.Tensor  # (B, 80, T) neutral take
+    source_pitch: torch.Tensor  # (B, 2, T) its ln f0 and voicing
+    target: torch.Tensor  # (B, 80, T) emotional take of the same sentence, DTW-aligned to `source`
+    target_pitch: torch.Tensor  # (B, 2, T) aligned likewise
+    ref: torch.Tensor  # (B, 80, T) same actor, emotion and intensity, the other sentence
+    label: torch.Tensor  # (B,) the emotion index
+    level: torch.Tensor  # (B,) intensity 0.5 / 1
+    change: torch.Tensor  # (B, 4) measured prosody change of the whole takes
+
+    def to(self, device: torch.device) -> ParallelBatch:
+        return ParallelBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+
+
+def parallel_batch(corpus: Corpus, frames: int, size: int, rng: np.random.Generator) -> ParallelBatch:
+    """`size` random pairs of `corpus.pairs`, each cropped to the same `frames` window."""
+    picks = [corpus.pairs[int(k)] for k in rng.integers(len(corpus.pairs), size=size)]
+    rows = []
+    for pair in picks:
+        ref = pair.refs[int(rng.integers(len(pair.refs)))]
+        aligned = [corpus.mels[pair.target][:, pair.warp], corpus.pitches[pair.target][:, pair.warp]]
+        window = crop_together([corpus.mels[pair.source], corpus.pitches[pair.source], *aligned], frames, rng)
+        rows.append([*window, crop(corpus.mels[ref], frames, rng)])
+    stacked = [torch.from_numpy(np.stack([r[k] for r in rows])).float() for k in range(5)]
+    return ParallelBatch(
+        source=stacked[0], source_pitch=stacked[1], target=stacked[2], target_pitch=stacked[3], ref=stacked[4],
+        label=torch.from_numpy(corpus.label_ids[[p.target for p in picks]]),
+        level=torch.tensor([corpus.utterances[p.target].intensity for p in picks], dtype=torch.float32),
+        change=torch.from_numpy(np.stack([p.change for p in picks])).float(),
+    )
 
 
 @dataclass(frozen=True)
@@ -174,13 +282,18 @@ class Batch:
     neutral: torch.Tensor  # (B, 80, T) a neutral utterance of the same speaker (the source for `str`)
     ref: torch.Tensor  # (B, 80, T) another utterance (a reference for Stage II)
     ref_label: torch.Tensor  # (B,)
+    ref_intensity: torch.Tensor | None = None  # (B,) the reference's 0 / 0.5 / 1, NaN unknown
+    pitch: torch.Tensor | None = None  # (B, 2, T) ln f0 and voicing of `mel`, when the corpus has pitch
+    parallel: ParallelBatch | None = None  # when the corpus has parallel pairs
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+        moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return Batch(**{k: None if v is None else v.to(device) for k, v in moved.items()})  # type: ignore[arg-type]
 
 
 def make_batch(corpus: Corpus, frames: int, size: int, seed: int, step: int) -> Batch:
-    """The batch of `step`: emotion-balanced picks, each with a same-speaker neutral and a reference."""
+    """The batch of `step`: emotion-balanced picks, each with a same-speaker neutral and a reference;
+    with pitch and parallel pairs when the corpus has them (half as many pairs as picks)."""
     rng = np.random.default_rng((seed, step))
     ids, neutral_of = corpus.label_ids, corpus.neutral_of()
     picks = [_pick_label(rng, ids, int(rng.integers(len(corpus.labels)))) for _ in range(size)]
@@ -190,10 +303,17 @@ def make_batch(corpus: Corpus, frames: int, size: int, seed: int, step: int) -> 
     def stack(idx: list[int]) -> torch.Tensor:
         return torch.from_numpy(np.stack([crop(corpus.mels[i], frames, rng) for i in idx]))
 
+    if corpus.pitches:
+        windows = [crop_together([corpus.mels[i], corpus.pitches[i]], frames, rng) for i in picks]
+        mel, pitch = (torch.from_numpy(np.stack([w[k] for w in windows])).float() for k in range(2))
+    else:
+        mel, pitch = stack(picks), None
     return Batch(
-        mel=stack(picks), label=torch.from_numpy(ids[picks]),
+        mel=mel, label=torch.from_numpy(ids[picks]),
         intensity=torch.tensor([corpus.utterances[i].intensity for i in picks], dtype=torch.float32),
-        neutral=stack(neutrals), ref=stack(refs), ref_label=torch.from_numpy(ids[refs]),
+        neutral=stack(neutrals), ref=stack(refs), ref_label=torch.from_numpy(ids[refs]), pitch=pitch,
+        ref_intensity=torch.tensor([corpus.utterances[i].intensity for i in refs], dtype=torch.float32),
+        parallel=parallel_batch(corpus, frames, max(1, size // 2), rng) if corpus.pairs else None,
     )
 
 

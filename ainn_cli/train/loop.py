@@ -14,7 +14,9 @@ import csv
 import dataclasses
 import json
 import math
+import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,17 +24,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from ainn_cli.bundle import load_strict
 from ainn_cli.content import ContentEncoder
 from ainn_cli.emotion import EmotionEncoder
 from ainn_cli.errors import UsageError
 from ainn_cli.generator import Generator
+from ainn_cli.prosody import ProsodyPredictor
 from ainn_cli.recognizer import Recognizer
 from ainn_cli.train.config import StageConfig, TrainConfig
 from ainn_cli.train.data import Batch, Corpus, batches, make_batch
 from ainn_cli.train.distributed import World, barrier, in_sync, wrap
 from ainn_cli.train.losses import Nets
+from ainn_cli.train.warmstart import warm_start
 
-STAGES = ("stage1", "stage2")
+STAGES = ("stage1", "stage2")  # what --stage both runs
+RECOGNIZER_STAGE = "recognizer"  # R alone, with augmentation: --stage recognizer
+PROSODY_CHANNELS = 3  # ln f0, voicing, energy (pitch.prosody_inputs)
 VAL_SEED_OFFSET = 10_000_019  # validation batches use their own fixed stream
 
 
@@ -49,18 +56,32 @@ class TrainState:
 
 def build_nets(config: TrainConfig) -> Nets:
     model = config.model
-    emotion = dataclasses.replace(model.emotion_encoder, use_cue=config.variant == "full")
+    emotion = dataclasses.replace(model.emotion_encoder, use_cue=config.variant in ("paper", "prosody"))
+    generator = model.generator
+    prosody = None
+    if config.variant == "prosody":
+        generator = dataclasses.replace(generator, prosody_dim=PROSODY_CHANNELS)
+        prosody = ProsodyPredictor(dataclasses.replace(model.prosody, emotion_dim=emotion.embed_dim))
     return Nets(ContentEncoder(model.content_encoder), EmotionEncoder(emotion),
-                Recognizer(model.recognizer), Generator(model.generator))
+                Recognizer(model.recognizer), Generator(generator), prosody)
 
 
 def trainable(nets: Nets, stage: str) -> list[nn.Parameter]:
-    """Stage I trains everything; Stage II only the generator (R, Ec, Ee frozen)."""
+    """Stage I trains everything (but R in the prosody variant); Stage II the generator and the predictor;
+    the recognizer stage R alone."""
+    if stage == RECOGNIZER_STAGE:
+        nets.requires_grad_(False)
+        nets.recognizer.requires_grad_(True)
+        return list(nets.recognizer.parameters())
+    if stage == "stage1" and nets.prosody is not None:
+        nets.recognizer.requires_grad_(False)
+        return [p for p in nets.parameters() if p.requires_grad]
     if stage == "stage1":
         return list(nets.parameters())
     for module in (nets.recognizer, nets.content, nets.emotion, nets.probe):
         module.requires_grad_(False)
-    return list(nets.generator.parameters())
+    extra = list(nets.prosody.parameters()) if nets.prosody is not None else []
+    return list(nets.generator.parameters()) + extra
 
 
 def new_state(config: TrainConfig, stage: str, init: Path | None, world: World | None = None,
@@ -68,7 +89,9 @@ def new_state(config: TrainConfig, stage: str, init: Path | None, world: World |
     world, device = world or World(), device or torch.device("cpu")
     nets = build_nets(config)
     if init is not None:
-        nets.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["nets"])
+        load_nets(nets, init)
+    elif config.init_bundle:
+        warm_start(nets.components(), Path(config.init_bundle))
     nets.to(device)
     stage_cfg: StageConfig = getattr(config, stage)
     optimizer = torch.optim.AdamW(trainable(nets, stage), lr=stage_cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
@@ -82,11 +105,39 @@ def save_checkpoint(state: TrainState, file: Path) -> None:
     tmp.replace(file)
 
 
+def read_checkpoint(file: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """What `save_checkpoint` wrote; an empty, truncated or foreign file is one UsageError."""
+    if not zipfile.is_zipfile(file):  # torch.save's format; also refuses folders, empty and cut-off files
+        raise UsageError(f"{file}: not an ainn checkpoint (not a complete torch.save file)")
+    try:
+        data = torch.load(file, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise UsageError(f"{file}: not a readable ainn checkpoint ({reason})") from None
+    checkpoint: dict[str, Any] = data if isinstance(data, dict) else {}
+    state = checkpoint.get("nets")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{file}: not an ainn checkpoint (no state dict under 'nets')")
+    return checkpoint
+
+
+def load_nets(nets: Nets, file: Path) -> dict[str, Any]:
+    """Load a checkpoint's weights into `nets` strictly (a key and shape diff on mismatch); returns the checkpoint."""
+    data = read_checkpoint(file)
+    load_strict(nets, data["nets"], file)
+    return data
+
+
 def load_checkpoint(state: TrainState, file: Path) -> None:
-    data = torch.load(file, map_location=state.device, weights_only=True)
-    state.nets.load_state_dict(data["nets"])
-    state.optimizer.load_state_dict(data["optimizer"])
-    state.step, state.best = int(data["step"]), float(data["best"])
+    data = load_nets(state.nets, file)
+    step, best = data.get("step"), data.get("best")
+    if type(step) is not int or step < 0 or not isinstance(best, float) or not isinstance(data.get("optimizer"), dict):
+        raise UsageError(f"{file}: not an ainn checkpoint (no step, best loss or optimiser state)")
+    try:
+        state.optimizer.load_state_dict(data["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise UsageError(f"{file}: its optimiser state does not fit this stage ({err})") from None
+    state.step, state.best = step, best
 
 
 def compute_losses(model: nn.Module, batch: Batch, config: TrainConfig, stage: str) -> dict[str, torch.Tensor]:
@@ -180,7 +231,7 @@ def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, st
               resume: bool, quiet: bool = False, world: World | None = None,
               device: torch.device | None = None) -> Path:
     """Train one stage to `steps`; returns the path of its best checkpoint."""
-    if stage not in STAGES:
+    if stage not in (*STAGES, RECOGNIZER_STAGE):
         raise UsageError(f"unknown stage {stage!r}")
     folder = run_dir / stage
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 Stage I  (all modules):  rec, cls, str (ranking + triplet), dis (gradient-reversed emotion probe)
 Stage II (generator):    rec, cc, ecc, esc, cycle
+The `prosody` variant adds par, pros (Stage I) and par, pros, ren (Stage II): prosody_losses.py.
 """
 
 from __future__ import annotations
@@ -14,19 +15,32 @@ from ainn_cli.content import ContentEncoder
 from ainn_cli.emotion import EmotionEncoder
 from ainn_cli.generator import Generator
 from ainn_cli.layers import grad_reverse
+from ainn_cli.prosody import ProsodyPredictor
 from ainn_cli.recognizer import Recognizer
+from ainn_cli.train.augment import warp_factors, warp_mel
 from ainn_cli.train.data import Batch
+from ainn_cli.train.prosody_losses import (
+    channels,
+    parallel_losses,
+    prosody_of,
+    read_pair,
+    stage2_prosody_losses,
+    warped_content,
+)
 
 RANK_SCALE = 10.0  # sharpens sigma(Rs(x_i) - Rs(x_j)); Rs lives in (0, 1)
+GAIN_NEPERS = 0.6  # recognizer stage: random level change of +-5 dB
+LABEL_SMOOTHING = 0.1
 
 
 class Nets(nn.Module):
-    """The four AINN modules plus the training-only emotion probe on Ec's output."""
+    """The four AINN modules, the prosody predictor (prosody variant) and the training-only emotion probe."""
 
     def __init__(self, content: ContentEncoder, emotion: EmotionEncoder, recognizer: Recognizer,
-                 generator: Generator) -> None:
+                 generator: Generator, prosody: ProsodyPredictor | None = None) -> None:
         super().__init__()
         self.content, self.emotion, self.recognizer, self.generator = content, emotion, recognizer, generator
+        self.prosody = prosody
         c = content.config
         self.probe = nn.Sequential(
             nn.Linear(c.content_dim + c.timbre_dim, 128), nn.GELU(), nn.Linear(128, len(recognizer.config.labels))
@@ -36,17 +50,26 @@ class Nets(nn.Module):
         """The named losses of a stage (a forward pass, so DistributedDataParallel can wrap it)."""
         if stage == "stage1":
             return stage1_losses(self, batch, variant, margin)
+        if stage == "recognizer":
+            return recognizer_losses(self, batch)
+        if variant == "prosody":
+            return stage2_prosody_losses(self, batch)
         return stage2_losses(self, batch, cycle)
 
     def components(self) -> dict[str, nn.Module]:
-        return {"content_encoder": self.content, "emotion_encoder": self.emotion,
-                "recognizer": self.recognizer, "generator": self.generator}
+        parts: dict[str, nn.Module] = {"content_encoder": self.content, "emotion_encoder": self.emotion,
+                                       "recognizer": self.recognizer, "generator": self.generator}
+        if self.prosody is not None:
+            parts["prosody"] = self.prosody
+        return parts
 
 
 def stage1_losses(nets: Nets, batch: Batch, variant: str, margin: float) -> dict[str, torch.Tensor]:
     """rec, cls, and (unless the baseline) str and dis."""
+    if variant == "prosody":
+        return stage1_prosody_losses(nets, batch, margin)
     rec = nets.recognizer(batch.mel, batch.label)
-    cue = rec.cue if variant == "full" else torch.ones_like(rec.cue)
+    cue = rec.cue if variant == "paper" else torch.ones_like(rec.cue)
     content = nets.content(batch.mel, cue)
     emb = nets.emotion(batch.mel, cue)
     out = nets.generator(content.frames, emb, rec.strength.detach(), content.timbre)
@@ -57,6 +80,34 @@ def stage1_losses(nets: Nets, batch: Batch, variant: str, margin: float) -> dict
     pooled = torch.cat([content.frames.mean(dim=-1), content.timbre], dim=-1)
     losses["dis"] = F.cross_entropy(nets.probe(grad_reverse(pooled)), batch.label)
     return losses
+
+
+def stage1_prosody_losses(nets: Nets, batch: Batch, margin: float) -> dict[str, torch.Tensor]:
+    """The prosody variant's Stage I: R stays as the init bundle trained it (cue, strength); Ec reads a
+    warped mel, G renders the real prosody; str is the triplet on e; par and pros from the parallel takes."""
+    assert batch.pitch is not None
+    with torch.no_grad():
+        rec = nets.recognizer(batch.mel, batch.label)
+    content = warped_content(nets, batch.mel, rec.cue)
+    emb = nets.emotion(batch.mel, rec.cue)
+    prosody = channels(prosody_of(batch.mel, batch.pitch))
+    out = nets.generator(content.frames, emb, rec.strength, content.timbre, prosody)
+    pooled = torch.cat([content.frames.mean(dim=-1), content.timbre], dim=-1)
+    losses = {"rec": F.l1_loss(out, batch.mel), "str": triplet_loss(emb, batch, margin),
+              "dis": F.cross_entropy(nets.probe(grad_reverse(pooled)), batch.label)}
+    if batch.parallel is not None:
+        losses.update(parallel_losses(nets, batch.parallel))
+    return losses
+
+
+def recognizer_losses(nets: Nets, batch: Batch) -> dict[str, torch.Tensor]:
+    """R alone: `cls` on a frequency-warped, gain-shifted mel (voices and levels it has not heard), with
+    label smoothing; `str` the strength ranking on the clean mels."""
+    alpha = warp_factors(batch.mel.shape[0], batch.mel.shape[-1]).to(batch.mel.device)
+    gain = (torch.rand(batch.mel.shape[0], 1, 1, device=batch.mel.device) * 2 - 1) * GAIN_NEPERS
+    logits = nets.recognizer(warp_mel(batch.mel, alpha) + gain, batch.label).logits
+    return {"cls": F.cross_entropy(logits, batch.label, label_smoothing=LABEL_SMOOTHING),
+            "str": ranking_loss(nets.recognizer, batch)}
 
 
 def ranking_loss(recognizer: Recognizer, batch: Batch) -> torch.Tensor:
@@ -89,12 +140,8 @@ def triplet_loss(emb: torch.Tensor, batch: Batch, margin: float) -> torch.Tensor
 
 def stage2_losses(nets: Nets, batch: Batch, cycle: bool) -> dict[str, torch.Tensor]:
     """Convert each source to its reference's emotion at a drawn strength; check three views of it."""
+    src, content, emb_src, ref, emb_ref = read_pair(nets, batch)
     with torch.no_grad():
-        src = nets.recognizer(batch.mel, batch.label)
-        content = nets.content(batch.mel, src.cue)
-        emb_src = nets.emotion(batch.mel, src.cue)
-        ref = nets.recognizer(batch.ref, batch.ref_label)
-        emb_ref = nets.emotion(batch.ref, ref.cue)
         drawn = torch.rand_like(ref.strength)
         target = torch.where(torch.rand_like(drawn) < 0.5, ref.strength, drawn) * (batch.ref_label != 0)
     converted = nets.generator(content.frames, emb_ref, target, content.timbre)

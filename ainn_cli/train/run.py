@@ -6,12 +6,14 @@ from pathlib import Path
 
 import torch
 
+from ainn_cli.bundle_files import check_destination
 from ainn_cli.device import resolve_device
+from ainn_cli.errors import UsageError
 from ainn_cli.train.config import TrainConfig
 from ainn_cli.train.data import Corpus, build_corpus, load_source, split_speakers
 from ainn_cli.train.distributed import World, init_world, shutdown
 from ainn_cli.train.export import export_bundle
-from ainn_cli.train.loop import STAGES, build_nets, run_stage, write_run_files
+from ainn_cli.train.loop import STAGES, build_nets, load_nets, run_stage, write_run_files
 
 
 def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list[str]]]:
@@ -19,7 +21,8 @@ def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list
     split = split_speakers(utterances, config.data)
     cache = Path(config.data.cache_dir)
     labels = config.model.recognizer.labels
-    corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache)
+    prosody = config.variant == "prosody"
+    corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache, prosody)
                for part, speakers in split.items()}
     return corpora, split
 
@@ -27,6 +30,7 @@ def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list
 def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, init: Path | None = None,
           resume: bool = False, export: Path | None = None, quiet: bool = False) -> Path:
     """Run the stages in order (Stage II starts from Stage I's best unless `init`); maybe export."""
+    _check_run(config, run_dir, stages, init, resume, export)
     torch.manual_seed(config.seed)
     world = init_world()
     device = _device(config.device, world)
@@ -44,6 +48,26 @@ def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, 
     return checkpoint or run_dir
 
 
+def _check_run(config: TrainConfig, run_dir: Path, stages: tuple[str, ...], init: Path | None, resume: bool,
+               export: Path | None) -> None:
+    """Refuse before the run folder is touched: a run folder that is a file, a stage that has a checkpoint
+    already (without `resume`), a checkpoint to start from that does not fit the model, an export
+    destination that is not new, empty or an ainn bundle."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: exists and is not a folder; give --out a run folder")
+    starts = [init] if init is not None else []
+    for stage in stages:
+        if (run_dir / stage / "latest.pt").exists():
+            if not resume:
+                raise UsageError(f"{run_dir / stage} already has a checkpoint; pass --resume to continue it or "
+                                 "choose another --out")
+            starts.append(run_dir / stage / "latest.pt")
+    for checkpoint in starts:
+        load_nets(build_nets(config), checkpoint)
+    if export is not None:
+        check_destination(export, overwrite=True, protect=(run_dir,))
+
+
 def _device(spec: str, world: World) -> torch.device:
     """The configured device; with several ranks on CUDA, each rank takes the GPU of its local rank."""
     device = resolve_device(spec)
@@ -55,7 +79,7 @@ def _device(spec: str, world: World) -> torch.device:
 def export_run(config: TrainConfig, checkpoint: Path, corpus: Corpus, out_dir: Path,
                split: dict[str, list[str]]) -> Path:
     nets = build_nets(config)
-    nets.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["nets"])
+    load_nets(nets, checkpoint)
     metadata = {"checkpoint": str(checkpoint.name), "variant": config.variant, "sources": list(config.data.sources),
                 "split": split, "steps": {"stage1": config.stage1.steps, "stage2": config.stage2.steps}}
     return export_bundle(nets, corpus, out_dir, name=out_dir.name, metadata=metadata)

@@ -1,0 +1,167 @@
+"""The explicit prosody path: measure an utterance's prosody, predict the emotional change, apply it.
+
+    e (B, E), level (B,) --MLP--> change (B, 4) = level * [d median ln f0, ln range ratio,
+                                                            d energy, ln duration ratio]
+    source prosody (B, T) --shift/scale voiced ln f0, raise speech energy--> target prosody
+    content, prosody (B, C, T) --linear resampling in time by exp(ln duration ratio)--> (B, C, T')
+
+`level` is the calibrated strength in [0, 1]: level 0 gives exactly the source's prosody. The
+predictor is trained on RAVDESS's parallel takes (an actor's emotional take minus the neutral take
+of the same sentence, see `measure_change`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ainn_cli.audio import F_MAX, F_MIN, N_MELS
+from ainn_cli.mel import hz_to_mel, mel_to_hz
+
+CHANGES = ("log_f0_shift", "log_f0_range", "energy_shift", "log_duration")
+SPEECH_DB = 40.0  # frames within this many dB of the loudest count as speech (duration, energy)
+NEPER_TO_DB = 20 / math.log(10)  # energy is ln of a magnitude
+MAX_RATE_CHANGE = 0.5  # |ln duration ratio| is clipped here (x0.61 .. x1.65)
+MAX_WARP = 2.0  # frequency warp of the fine structure: at most one octave either way
+ENVELOPE_CEPSTRA = 14  # cepstra of the 80-band log-mel that form the spectral envelope
+
+
+@dataclass(frozen=True)
+class ProsodyPredictorConfig:
+    emotion_dim: int = 128
+    hidden: int = 128
+    changes: int = len(CHANGES)
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """Frame-level prosody of a batch: every field `(B, T)`."""
+
+    log_f0: torch.Tensor  # ln Hz, continuous (unvoiced frames interpolated)
+    voiced: torch.Tensor  # 0/1
+    energy: torch.Tensor  # ln mean mel magnitude
+
+    def retimed(self, frames: int) -> Prosody:
+        voiced = retime(self.voiced.unsqueeze(1).float(), frames).squeeze(1)
+        return Prosody(retime(self.log_f0.unsqueeze(1), frames).squeeze(1), (voiced > 0.5).float(),
+                       retime(self.energy.unsqueeze(1), frames).squeeze(1))
+
+
+class ProsodyPredictor(nn.Module):
+    """Emotion embedding `(B, E)` and strength level `(B,)` -> prosody change `(B, 4)` (see CHANGES)."""
+
+    def __init__(self, config: ProsodyPredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = nn.Sequential(
+            nn.Linear(config.emotion_dim + 1, config.hidden), nn.GELU(),
+            nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.changes),
+        )
+
+    def forward(self, emotion: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        change: torch.Tensor = level.unsqueeze(-1) * self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
+        return change
+
+
+def speech_mask(frame_energy: torch.Tensor) -> torch.Tensor:
+    """Frames within SPEECH_DB of the utterance's loudest frame: `(B, T)` -> `(B, T)` float."""
+    floor = frame_energy.amax(dim=-1, keepdim=True) - SPEECH_DB / NEPER_TO_DB
+    return (frame_energy > floor).float()
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+def statistics(prosody: Prosody) -> torch.Tensor:
+    """Utterance statistics `(B, 4)`: mean voiced ln f0, its sd (ln), mean speech energy, ln speech frames."""
+    voiced = prosody.voiced * speech_mask(prosody.energy)
+    mean = _masked_mean(prosody.log_f0, voiced)
+    sd = _masked_mean((prosody.log_f0 - mean.unsqueeze(-1)).pow(2), voiced).clamp(min=1e-6).sqrt()
+    speech = speech_mask(prosody.energy)
+    return torch.stack([mean, sd.log(), _masked_mean(prosody.energy, speech), speech.sum(-1).clamp(min=1).log()], -1)
+
+
+def measure_change(source: Prosody, target: Prosody) -> torch.Tensor:
+    """What an actor changed from `source` to `target` (same sentence): `(B, 4)` as CHANGES."""
+    return statistics(target) - statistics(source)
+
+
+def apply_change(prosody: Prosody, change: torch.Tensor) -> Prosody:
+    """Shift and scale voiced ln f0 around its mean, raise the energy of speech frames. `change (B, 4)`."""
+    voiced = prosody.voiced * speech_mask(prosody.energy)
+    mean = _masked_mean(prosody.log_f0, voiced).unsqueeze(-1)
+    ratio = change[:, 1:2].exp()
+    log_f0 = mean + change[:, 0:1] + (prosody.log_f0 - mean) * ratio
+    gain = change[:, 2:3] * smooth_speech(prosody.energy)
+    return Prosody(log_f0=log_f0, voiced=prosody.voiced, energy=prosody.energy + gain)
+
+
+def smooth_speech(frame_energy: torch.Tensor, frames: int = 9) -> torch.Tensor:
+    """The speech mask smoothed over `frames`, so gains fade in and out: `(B, T)` -> `(B, T)`."""
+    mask = speech_mask(frame_energy).unsqueeze(1)
+    return F.avg_pool1d(mask, frames, stride=1, padding=frames // 2, count_include_pad=False).squeeze(1)
+
+
+def new_length(frames: int, change: torch.Tensor) -> int:
+    """Frames after applying the (first item's) ln duration ratio, clipped to MAX_RATE_CHANGE."""
+    ratio = math.exp(max(-MAX_RATE_CHANGE, min(MAX_RATE_CHANGE, float(change[0, 3]))))
+    return max(1, round(frames * ratio))
+
+
+@lru_cache(maxsize=1)
+def mel_centres() -> torch.Tensor:
+    """Centre frequencies (Hz) of the 80 mel bands `(80,)`."""
+    edges = mel_to_hz(np.linspace(hz_to_mel(np.array(F_MIN)), hz_to_mel(np.array(F_MAX)), N_MELS + 2))
+    return torch.from_numpy(edges[1:-1]).float()
+
+
+def warp_mel(mel: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Log-mel `(B, 80, T)` warped by factors `(B, T)`: out(f) = in(f / alpha), linear in band index."""
+    centres = mel_centres().to(mel.device)
+    source = (centres.view(1, -1, 1) / alpha.unsqueeze(1).to(mel.device)).clamp(centres[0], centres[-1])
+    pos = torch.searchsorted(centres, source.contiguous()).clamp(1, len(centres) - 1)
+    lo, hi = centres[pos - 1], centres[pos]
+    frac = ((source - lo) / (hi - lo)).to(mel.dtype)
+    below = torch.gather(mel, 1, pos - 1)
+    return below + frac * (torch.gather(mel, 1, pos) - below)
+
+
+@lru_cache(maxsize=4)
+def _dct(n: int) -> torch.Tensor:
+    """Orthonormal DCT-II matrix `(n, n)`: rows are the cosine basis."""
+    k, i = torch.arange(n).float()[:, None], torch.arange(n).float()[None, :]
+    basis = torch.cos(math.pi / n * (i + 0.5) * k) * math.sqrt(2 / n)
+    basis[0] /= math.sqrt(2)
+    return basis
+
+
+def split_envelope(mel: torch.Tensor, keep: int = ENVELOPE_CEPSTRA) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-mel `(B, 80, T)` = envelope (first `keep` cepstra: formants, tilt) + fine structure (harmonics)."""
+    basis = _dct(mel.shape[1]).to(mel.device, mel.dtype)
+    envelope = basis[:keep].T @ (basis[:keep] @ mel)
+    return envelope, mel - envelope
+
+
+def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor) -> torch.Tensor:
+    """Apply a prosody change to a log-mel `(B, 80, T)` itself -> `(B, 80, T')`: the harmonic fine structure
+    is warped by f0_target(t) / f0_source(t) over an unchanged envelope (formants stay, so the voice does),
+    speech frames get the energy change, and the frames are resampled in time by the duration ratio."""
+    wanted = apply_change(source, change)
+    alpha = (wanted.log_f0 - source.log_f0).exp().clamp(1 / MAX_WARP, MAX_WARP)
+    envelope, fine = split_envelope(mel)
+    out = envelope + warp_mel(fine, alpha) + (wanted.energy - source.energy).unsqueeze(1).to(mel.dtype)
+    return retime(out, new_length(mel.shape[-1], change))
+
+
+def retime(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Resample `(B, C, T)` linearly in time to `(B, C, frames)`."""
+    if x.shape[-1] == frames:
+        return x
+    return F.interpolate(x, size=frames, mode="linear", align_corners=True)

@@ -1,0 +1,94 @@
+"""Parallel supervision from RAVDESS: an actor's neutral take, the emotional take of the same sentence
+time-aligned to it by DTW, and a reference (same actor, same emotion and intensity, other sentence).
+
+    neutral take  n: |----------- T_n frames -----------|
+    emotional take x: |------- T_x frames -------|          DTW on cepstra (mean-normalised)
+    warp[t] = the x frame matched to n's frame t, so x[:, warp] is `(80, T_n)`, frame-aligned with n
+
+The conversion of `n` towards the reference's emotion is scored against `x[:, warp]`; the measured
+prosody change (`prosody.measure_change` on the whole takes) supervises the prosody predictor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ainn_cli.pitch import energy
+from ainn_cli.prosody import Prosody, measure_change
+
+if TYPE_CHECKING:
+    from ainn_cli.train.data import Utterance
+
+CEPSTRA = 20  # DCT coefficients of the log-mel used for alignment (c0, the loudness, left out)
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: int  # corpus index of the neutral take
+    target: int  # corpus index of the emotional take of the same sentence
+    refs: tuple[int, ...]  # same speaker, emotion and intensity, another sentence
+    warp: np.ndarray  # (T_source,) target frame for each source frame
+    change: np.ndarray  # (4,) measured prosody change, see prosody.CHANGES
+
+
+def cepstra(mel: np.ndarray) -> np.ndarray:
+    """`(80, T)` log-mel -> `(T, CEPSTRA)` mean-normalised DCT-II coefficients 1..CEPSTRA."""
+    n = mel.shape[0]
+    k = np.arange(1, CEPSTRA + 1)[:, None]
+    basis = np.cos(np.pi / n * (np.arange(n)[None, :] + 0.5) * k)
+    c: np.ndarray = (basis @ mel).T
+    centred: np.ndarray = c - c.mean(axis=0, keepdims=True)
+    return centred
+
+
+def dtw_warp(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """For each row of `source (T_s, D)`, the mean index of the `target (T_t, D)` rows DTW matches to it."""
+    cost = np.sqrt(((source[:, None, :] - target[None, :, :]) ** 2).sum(-1))
+    acc = _accumulate(cost)
+    i, j = len(source) - 1, len(target) - 1
+    matched: list[list[int]] = [[] for _ in range(len(source))]
+    matched[i].append(j)
+    while i > 0 or j > 0:
+        steps = [(i - 1, j - 1), (i - 1, j), (i, j - 1)]
+        i, j = min((s for s in steps if s[0] >= 0 and s[1] >= 0), key=lambda s: acc[s])
+        matched[i].append(j)
+    warp: np.ndarray = np.array([np.mean(m) for m in matched]).round().astype(np.int64)
+    return warp
+
+
+def _accumulate(cost: np.ndarray) -> np.ndarray:
+    """Accumulated DTW cost with steps (1,1), (1,0), (0,1); rows vectorised by a running minimum."""
+    acc = np.empty_like(cost)
+    acc[0] = np.cumsum(cost[0])
+    for i in range(1, len(cost)):
+        base = cost[i] + np.minimum(acc[i - 1], np.concatenate([[np.inf], acc[i - 1][:-1]]))
+        running = np.cumsum(cost[i])
+        acc[i] = running + np.minimum.accumulate(base - running)  # allows horizontal runs within the row
+    return acc
+
+
+def prosody_of(mel: np.ndarray, pitch: np.ndarray) -> Prosody:
+    """A batch of one from a cached mel `(80, T)` and pitch `(2, T)` (ln f0, voiced)."""
+    m = torch.from_numpy(mel).float().unsqueeze(0)
+    p = torch.from_numpy(pitch).float()
+    return Prosody(log_f0=p[0:1], voiced=p[1:2], energy=energy(m))
+
+
+def build_pairs(utterances: list[Utterance], mels: list[np.ndarray], pitches: list[np.ndarray]) -> list[Pair]:
+    """Every emotional take that has a neutral take of the same speaker and sentence ("take")."""
+    neutral = {(u.speaker, u.take): i for i, u in enumerate(utterances) if u.emotion == "neutral" and u.take}
+    pairs = []
+    for i, u in enumerate(utterances):
+        source = neutral.get((u.speaker, u.take))
+        if u.emotion == "neutral" or source is None:
+            continue
+        refs = tuple(j for j, v in enumerate(utterances) if v.speaker == u.speaker and v.emotion == u.emotion
+                     and v.intensity == u.intensity and v.take.split("-")[0] != u.take.split("-")[0])
+        warp = dtw_warp(cepstra(mels[source]), cepstra(mels[i]))
+        change = measure_change(prosody_of(mels[source], pitches[source]), prosody_of(mels[i], pitches[i]))
+        pairs.append(Pair(source, i, refs or (i,), warp, change[0].numpy()))
+    return pairs

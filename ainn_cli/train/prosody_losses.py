@@ -1,0 +1,102 @@
+"""The losses of the `prosody` variant, next to the paper's (losses.py).
+
+Stage I keeps R as the init bundle trained it and trains Ec, Ee, G and the predictor P with
+rec, str (the triplet on e), dis (Ec reads a frequency-warped mel, G renders the real prosody) and
+    par   L1(G(Ec(warp(neutral)), Ee(ref), Rs(ref), prosody(target)), target), target = the emotional
+          take of the same sentence DTW-aligned to the neutral one: the spectral side of each emotion
+    pros  smooth-L1(P(Ee(ref), level), measured prosody change neutral -> emotional take)
+Stage II (G and P train; R, Ec, Ee frozen) converts with the *predicted* prosody:
+    rec, par, pros, cc, ecc, esc as in the paper's Stage II, and
+    ren   L1(energy(converted), the energy contour G was asked to render)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from ainn_cli.pitch import energy, prosody_inputs
+from ainn_cli.prosody import Prosody, apply_change
+from ainn_cli.train.augment import warp_factors, warp_mel
+from ainn_cli.train.data import Batch, ParallelBatch
+
+if TYPE_CHECKING:
+    from ainn_cli.content import Content
+    from ainn_cli.recognizer import Recognition
+    from ainn_cli.train.losses import Nets
+
+
+def prosody_of(mel: torch.Tensor, pitch: torch.Tensor) -> Prosody:
+    """Mel `(B, 80, T)` and cached pitch `(B, 2, T)` -> the batch's Prosody."""
+    return Prosody(log_f0=pitch[:, 0], voiced=pitch[:, 1], energy=energy(mel))
+
+
+def channels(prosody: Prosody) -> torch.Tensor:
+    """Prosody -> the generator's input channels `(B, 3, T)`."""
+    return prosody_inputs(prosody.log_f0, prosody.voiced, prosody.energy)
+
+
+def warped_content(nets: Nets, mel: torch.Tensor, cue: torch.Tensor) -> Content:
+    """Ec on a randomly frequency-warped `mel` `(B, 80, T)`; the timbre still comes from the real mel."""
+    alpha = warp_factors(mel.shape[0], mel.shape[-1]).to(mel.device)
+    content: Content = nets.content(warp_mel(mel, alpha), cue, voice_mel=mel)
+    return content
+
+
+def parallel_losses(nets: Nets, par: ParallelBatch, warp: bool = True) -> dict[str, torch.Tensor]:
+    """`par` and `pros` on RAVDESS's parallel takes (see the module docstring)."""
+    with torch.no_grad():  # R is not trained by the prosody variant
+        source_cue = nets.recognizer(par.source, torch.zeros_like(par.label)).cue
+        ref = nets.recognizer(par.ref, par.label)
+    content = warped_content(nets, par.source, source_cue) if warp else nets.content(par.source, source_cue)
+    emb = nets.emotion(par.ref, ref.cue)
+    target = channels(prosody_of(par.target, par.target_pitch))
+    out = nets.generator(content.frames, emb, ref.strength.detach(), content.timbre, target)
+    assert nets.prosody is not None
+    change = nets.prosody(emb, par.level)
+    return {"par": F.l1_loss(out, par.target), "pros": F.smooth_l1_loss(change, par.change, beta=0.1)}
+
+
+def target_level(batch: Batch) -> torch.Tensor:
+    """Strength level `(B,)` for Stage II conversions: the reference's intensity or a uniform draw."""
+    drawn = torch.rand(batch.ref_label.shape, device=batch.ref.device)
+    known = torch.nan_to_num(batch.ref_intensity, nan=1.0) if batch.ref_intensity is not None else drawn
+    level = torch.where(torch.rand_like(drawn) < 0.5, known, drawn)
+    return level * (batch.ref_label != 0)
+
+
+@torch.no_grad()
+def read_pair(nets: Nets, batch: Batch) -> tuple[Recognition, Content, torch.Tensor, Recognition, torch.Tensor]:
+    """Stage II's frozen view of a batch: R, Ec and Ee of the source and R and Ee of the reference."""
+    src = nets.recognizer(batch.mel, batch.label)
+    content = nets.content(batch.mel, src.cue)
+    emb_src = nets.emotion(batch.mel, src.cue)
+    ref = nets.recognizer(batch.ref, batch.ref_label)
+    return src, content, emb_src, ref, nets.emotion(batch.ref, ref.cue)
+
+
+def stage2_prosody_losses(nets: Nets, batch: Batch) -> dict[str, torch.Tensor]:
+    """Convert each source towards its reference with the predicted prosody; score it from four views."""
+    assert batch.pitch is not None and nets.prosody is not None
+    src, content, emb_src, ref, emb_ref = read_pair(nets, batch)
+    with torch.no_grad():
+        level = target_level(batch)
+        raw = ref.strength * level
+        source = prosody_of(batch.mel, batch.pitch)
+        wanted = apply_change(source, nets.prosody(emb_ref, level))
+    converted = nets.generator(content.frames, emb_ref, raw, content.timbre, channels(wanted))
+    seen = nets.recognizer(converted, batch.ref_label)
+    again = nets.content(converted, seen.cue)
+    rebuilt = nets.generator(content.frames, emb_src, src.strength, content.timbre, channels(source))
+    losses = {
+        "rec": F.l1_loss(rebuilt, batch.mel),
+        "cc": F.l1_loss(again.frames, content.frames),
+        "ecc": F.cross_entropy(seen.logits, batch.ref_label),
+        "esc": F.l1_loss(seen.strength, raw),
+        "ren": F.l1_loss(energy(converted), wanted.energy),
+    }
+    if batch.parallel is not None:
+        losses.update(parallel_losses(nets, batch.parallel, warp=False))
+    return losses

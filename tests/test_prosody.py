@@ -1,0 +1,239 @@
+"""The explicit prosody path: YIN pitch, prosody statistics and changes, DTW, the warp, warm starts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE
+from ainn_cli.generator import Generator, GeneratorConfig
+from ainn_cli.mel import log_mel
+from ainn_cli.pitch import Pitch, continuous_log_f0, energy, yin
+from ainn_cli.prosody import (
+    Prosody,
+    ProsodyPredictor,
+    ProsodyPredictorConfig,
+    apply_change,
+    measure_change,
+    new_length,
+    reshape_mel,
+    split_envelope,
+    statistics,
+)
+from ainn_cli.train.augment import mel_centres, warp_factors, warp_mel
+from ainn_cli.train.parallel import cepstra, dtw_warp
+from ainn_cli.train.warmstart import warm_start
+from tests.conftest import make_tiny_bundle
+
+
+def harmonic(f0: np.ndarray | float, seconds: float = 1.0) -> np.ndarray:
+    """Harmonics of a (possibly time-varying) f0, `(N,)` at 22050 Hz."""
+    n = int(seconds * SAMPLE_RATE)
+    pitch = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [80.0, 150.0, 310.0, 600.0])
+def test_yin_finds_the_pitch_of_a_harmonic_tone(f0: float) -> None:
+    pitch = yin(harmonic(f0))
+    assert len(pitch.f0) == SAMPLE_RATE // HOP_LENGTH
+    assert pitch.voiced[2:-2].all()
+    error = np.abs(12 * np.log2(pitch.f0[pitch.voiced] / f0))
+    assert np.median(error) < 0.1 and error.max() < 0.5  # semitones
+
+
+def test_yin_follows_a_glide_and_leaves_silence_unvoiced() -> None:
+    n = SAMPLE_RATE
+    glide = np.geomspace(120.0, 240.0, n)
+    wave = np.concatenate([np.zeros(n // 2, np.float32), harmonic(glide), np.zeros(n // 2, np.float32)])
+    pitch = yin(wave)
+    frames = len(pitch.f0)
+    assert not pitch.voiced[: frames // 4 - 4].any() and not pitch.voiced[-frames // 4 + 4 :].any()
+    middle = slice(frames // 4 + 4, 3 * frames // 4 - 4)
+    t = (np.arange(frames)[middle] * HOP_LENGTH + HOP_LENGTH // 2 - n // 2) / n
+    expected = 120.0 * 2.0 ** np.clip(t, 0, 1)
+    assert np.median(np.abs(12 * np.log2(pitch.f0[middle] / expected))) < 0.2
+
+
+def test_yin_in_blocks_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    wave = harmonic(np.geomspace(100.0, 300.0, 3 * SAMPLE_RATE), seconds=3.0)
+    whole = yin(wave)
+    monkeypatch.setattr("ainn_cli.pitch.BLOCK_FRAMES", 37)
+    blocks = yin(wave)
+    assert np.array_equal(whole.voiced, blocks.voiced)
+    assert np.allclose(whole.f0, blocks.f0, rtol=1e-4)
+
+
+def test_continuous_log_f0_interpolates_the_gaps() -> None:
+    pitch = Pitch(f0=np.array([0, 100, 0, 0, 400, 0], np.float32), voiced=np.array([0, 1, 0, 0, 1, 0], bool))
+    filled = np.exp(continuous_log_f0(pitch))
+    assert np.allclose(filled, [100, 100, 100 * 4 ** (1 / 3), 100 * 4 ** (2 / 3), 400, 400], rtol=1e-5)
+    silent = Pitch(f0=np.zeros(4, np.float32), voiced=np.zeros(4, bool))
+    assert np.isfinite(continuous_log_f0(silent)).all()
+
+
+def contour(frames: int = 200, f0: float = 150.0) -> Prosody:
+    t = torch.arange(frames).float()
+    log_f0 = math.log(f0) + 0.1 * torch.sin(t / 10)
+    speech = (t > 20) & (t < 180)
+    return Prosody(log_f0=log_f0[None], voiced=speech.float()[None],
+                   energy=torch.where(speech, torch.tensor(-2.0), torch.tensor(-9.0))[None])
+
+
+def test_a_zero_change_keeps_the_source_prosody() -> None:
+    source = contour()
+    same = apply_change(source, torch.zeros(1, 4))
+    assert torch.allclose(same.log_f0, source.log_f0) and torch.allclose(same.energy, source.energy)
+    assert new_length(200, torch.zeros(1, 4)) == 200
+
+
+def test_a_change_moves_pitch_range_and_speech_energy_only() -> None:
+    source = contour()
+    change = torch.tensor([[math.log(2 ** (3 / 12)), math.log(1.5), 0.5, math.log(1.2)]])
+    moved = apply_change(source, change)
+    measured = measure_change(source, moved)[0].tolist()
+    assert measured[0] == pytest.approx(float(change[0, 0]), abs=1e-4)  # +3 semitones
+    assert measured[1] == pytest.approx(float(change[0, 1]), abs=1e-3)  # range x1.5
+    assert float(moved.energy[0, 100] - source.energy[0, 100]) == pytest.approx(0.5, abs=1e-5)
+    assert float(moved.energy[0, 0]) == pytest.approx(float(source.energy[0, 0]))  # silence is not raised
+    assert new_length(200, change) == 240
+
+
+def test_statistics_of_a_louder_longer_take() -> None:
+    source = contour(200)
+    target = Prosody(log_f0=source.log_f0 + 0.2, voiced=source.voiced, energy=source.energy + 1.0)
+    stats = statistics(target) - statistics(source)
+    assert float(stats[0, 0]) == pytest.approx(0.2, abs=1e-5) and float(stats[0, 2]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_predictor_changes_nothing_at_strength_zero() -> None:
+    predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8))
+    emb = torch.randn(3, 8)
+    assert torch.equal(predictor(emb, torch.zeros(3)), torch.zeros(3, 4))
+    assert predictor(emb, torch.ones(3)).abs().sum() > 0
+
+
+def test_dtw_undoes_a_known_time_stretch() -> None:
+    rng = np.random.default_rng(0)
+    source = np.cumsum(rng.standard_normal((80, 60)), axis=1)  # a smooth random "mel"
+    stretch = np.repeat(np.arange(60), 2)[:100]  # the first 50 frames, each twice
+    target = source[:, np.r_[stretch, np.arange(50, 60)]]
+    warp = dtw_warp(cepstra(source), cepstra(target))
+    assert len(warp) == 60 and np.all(np.diff(warp) >= 0)
+    expected = np.r_[np.arange(50) * 2 + 0.5, np.arange(100, 110)]
+    assert np.abs(warp - expected).max() <= 1.0
+
+
+def test_the_warp_moves_spectral_peaks_by_its_factor() -> None:
+    centres = mel_centres().numpy()
+    mel = torch.full((1, 80, 4), -8.0)
+    k = int(np.argmin(np.abs(centres - 1000)))
+    mel[0, k] = 0.0
+    assert torch.allclose(warp_mel(mel, torch.ones(1, 4)), mel, atol=1e-6)
+    peak = int(warp_mel(mel, torch.full((1, 4), 1.2))[0, :, 0].argmax())
+    assert abs(centres[peak] - 1200) < 0.6 * (centres[k + 1] - centres[k - 1])
+    alpha = warp_factors(64, 100, torch.Generator().manual_seed(0))
+    assert alpha.shape == (64, 100) and float(alpha.min()) > 0.75 and float(alpha.max()) < 1.33
+    assert (alpha == 1).all(dim=1).any() and (alpha != 1).any(dim=1).any()
+
+
+def test_generator_reads_prosody_channels() -> None:
+    config = GeneratorConfig(content_dim=8, emotion_dim=8, timbre_dim=8, channels=16, layers=2, prosody_dim=3)
+    generator = Generator(config)
+    args = (torch.randn(1, 8, 20), torch.randn(1, 8), torch.rand(1), torch.randn(1, 8))
+    with pytest.raises(ValueError, match="prosody"):
+        generator(*args)
+    out = generator(*args, torch.randn(1, 3, 20))
+    assert out.shape == (1, 80, 20)
+
+
+def test_warm_start_keeps_the_old_generator_and_opens_new_inputs_at_zero(tmp_path: Path) -> None:
+    bundle = make_tiny_bundle(tmp_path / "tiny")
+    config = GeneratorConfig(content_dim=8, emotion_dim=8, timbre_dim=8, channels=16, layers=2)
+    old = Generator(config)
+    warm_start({"generator": old}, bundle)
+    new = Generator(GeneratorConfig(**{**config.__dict__, "prosody_dim": 3}))
+    taken = warm_start({"generator": new}, bundle)
+    assert taken["generator"] == len(new.state_dict())
+    args = (torch.randn(1, 8, 20), torch.randn(1, 8), torch.rand(1), torch.randn(1, 8))
+    with torch.no_grad():
+        assert torch.allclose(old(*args), new(*args, torch.randn(1, 3, 20)), atol=1e-5)
+
+
+def test_energy_is_the_log_mean_mel_magnitude() -> None:
+    wave = harmonic(200.0)
+    quiet = float(energy(log_mel(wave * 0.1)).median())
+    loud = float(energy(log_mel(wave)).median())
+    assert loud - quiet == pytest.approx(math.log(10), abs=0.01)
+
+
+def test_envelope_and_fine_structure_add_up_and_the_envelope_is_smooth() -> None:
+    mel = log_mel(harmonic(150.0))
+    envelope, fine = split_envelope(mel)
+    assert torch.allclose(envelope + fine, mel, atol=1e-4)
+    assert envelope.diff(dim=1).abs().mean() < mel.diff(dim=1).abs().mean()  # harmonics live in `fine`
+
+
+def test_reshape_mel_moves_the_pitch_and_keeps_the_envelope() -> None:
+    wave = harmonic(150.0)
+    mel = log_mel(wave)
+    pitch = yin(wave)
+    source = Prosody(log_f0=torch.from_numpy(continuous_log_f0(pitch))[None],
+                     voiced=torch.from_numpy(pitch.voiced.astype(np.float32))[None], energy=energy(mel))
+    change = torch.tensor([[math.log(2 ** (4 / 12)), 0.0, 0.3, math.log(1.25)]])
+    out = reshape_mel(mel, source, change)
+    assert out.shape[-1] == new_length(mel.shape[-1], change)
+    frames = out.shape[-1]
+    centres = mel_centres().numpy()
+    high = torch.from_numpy(centres > 2000)  # unresolved harmonics: the envelope, which must stay (+ the gain)
+    middle = slice(frames // 4, -frames // 4)
+    profile_out = out[0][high][:, middle].mean(-1)
+    profile_in = mel[0][high][:, mel.shape[-1] // 4 : -mel.shape[-1] // 4].mean(-1)
+    assert (profile_out - profile_in - 0.3).abs().mean() < 0.5
+    low = centres < 1000  # resolved harmonics: the first peak sits at f0
+    before = centres[low][np.argmax(mel[0][low].mean(-1).numpy())]
+    after = centres[low][np.argmax(out[0][low, frames // 4 : -frames // 4].mean(-1).numpy())]
+    assert 12 * np.log2(after / before) == pytest.approx(4.0, abs=1.5)
+    unchanged = reshape_mel(mel, source, torch.zeros(1, 4))
+    assert torch.allclose(unchanged, mel, atol=1e-4)
+
+
+def test_fit_prosody_learns_a_linear_change() -> None:
+    from ainn_cli.train.fit_prosody import fit
+
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(200, 8), dim=-1)
+    level = torch.rand(200)
+    change = level[:, None] * (emb[:, :4] * 0.5)
+    predictor = fit((emb[:160], level[:160], change[:160]), (emb[160:], level[160:], change[160:]), 600, seed=0)
+    with torch.no_grad():
+        error = (predictor(emb[160:], level[160:]) - change[160:]).abs().mean()
+    assert error < 0.3 * change[160:].abs().mean()
+
+
+def test_a_bundle_with_a_predictor_reshapes_the_source(tmp_path: Path) -> None:
+    """Paper generator + predictor: the pipeline applies the predicted change to the source mel itself."""
+    from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
+    from ainn_cli.pipeline import load_pipeline
+    from ainn_cli.recognizer import LABELS
+    from tests.conftest import tiny_modules, tone
+
+    predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8))
+    with torch.no_grad():
+        predictor.net[-1].bias.copy_(torch.tensor([math.log(2 ** (3 / 12)), 0.0, 0.5, math.log(1.2)]))
+        predictor.net[-1].weight.zero_()
+    info = BundleInfo(name="tiny-prosody", labels=LABELS, calibration=Calibration(low={}, high={}),
+                      prototypes={k: [0.35] * 8 for k in LABELS})
+    bundle = save_bundle(tmp_path / "b", info, {**tiny_modules(), "prosody": predictor})
+    pipe = load_pipeline(str(bundle), "cpu")
+    source = tone(1.0)
+    strong = pipe.convert(source, emotion="angry", strength=1.0)
+    assert strong.prosody is not None and strong.prosody.pitch_semitones == pytest.approx(3.0, abs=1e-3)
+    assert len(strong.wave) == round(len(source) * new_length(86, torch.tensor([[0, 0, 0, math.log(1.2)]])) / 86)
+    flat = pipe.convert(source, emotion="angry", strength=0.0)
+    assert flat.prosody is not None and flat.prosody.duration == 1.0 and len(flat.wave) == len(source)

@@ -1,0 +1,186 @@
+"""`ainn train` against odd configs, manifests, checkpoints and export folders: one line, nothing touched."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner, Result
+
+from ainn_cli.cli import app
+from ainn_cli.errors import UsageError
+from ainn_cli.train.config import load_config
+from ainn_cli.train.data import DataConfig, Utterance, load_source, split_speakers
+from ainn_cli.train.loop import read_checkpoint
+from tests.conftest import one_line
+from tests.test_train import TINY, manifest  # noqa: F401  (the five-speaker corpus fixture)
+
+
+def train(manifest: Path, tmp_path: Path, *args: str) -> Result:  # noqa: F811
+    settings = [*TINY, f'data.cache_dir="{tmp_path / "cache"}"', "stage1.steps=1", "stage2.steps=1"]
+    sets = [x for s in settings for x in ("--set", s)]
+    return CliRunner().invoke(app, ["train", "--data", f"manifest:{manifest}", *sets, "--quiet", *args])
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def fake_run(run: Path) -> Path:
+    """A run folder as a finished Stage I leaves it (the checkpoint's content does not matter here)."""
+    (run / "stage1").mkdir(parents=True)
+    (run / "config.json").write_text('{"seed": 1234}\n')
+    (run / "split.json").write_text('{"train": ["s0"]}\n')
+    (run / "stage1" / "latest.pt").write_bytes(b"checkpoint")
+    return run
+
+
+def test_an_existing_run_refuses_before_rewriting_anything(manifest: Path, tmp_path: Path) -> None:  # noqa: F811
+    run = fake_run(tmp_path / "run")
+    before = snapshot(run)
+    one_line(train(manifest, tmp_path, "--out", str(run), "--set", "seed=99"), 2, "pass --resume")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(("setting", "needle"), [
+    ("data.batch_size=0", "data.batch_size: 0 is outside 1..4096"),
+    ("data.segment_frames=0", "data.segment_frames: 0 is outside"),
+    ("data.workers=-1", "data.workers: -1 is outside"),
+    ("stage1.lr=nan", "stage1.lr: nan is outside"),
+    ("stage2.lr=inf", "stage2.lr: inf is outside"),
+    ("log_every=0", "log_every: 0 is outside 1.."), ("val_every=0", "val_every: 0 is outside 1.."),
+    ("checkpoint_every=0", "checkpoint_every: 0 is outside 1.."),
+    ("model.recognizer.labels=[]", "model.recognizer.labels"),
+    ("stage1.steps=-1", "stage1.steps: -1 is outside 0.."),
+    ("stage1.lambdas.rec=-1.0", "stage1.lambdas.rec: -1.0 is outside"),
+    ("seed=-5", "seed: -5 is outside"),
+    ("model.generator.channels=1000000000", "model.generator: channels: 1000000000 is outside"),
+    ("model.recognizer.channels=30000", "parameters, more than the limit"),
+    ("model.content_encoder.layers=10000000", "layers: 10000000 is outside"),
+    ("data=5", "data is not a table"), ("data.batch_size.x=1", "batch_size is not a table"),
+])
+def test_hostile_settings_are_one_line_and_touch_nothing(manifest: Path, tmp_path: Path, setting: str,  # noqa: F811
+                                                         needle: str) -> None:
+    one_line(train(manifest, tmp_path, "--out", str(tmp_path / "run"), "--set", setting), 2, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_no_validation_speakers_means_none(tmp_path: Path) -> None:
+    utterances = [Utterance(f"{s}.wav", s, "neutral", 0.0) for s in ("a", "b", "c", "d")]
+    split = split_speakers(utterances, DataConfig(n_val=0, n_test=0))
+    assert split == {"train": ["a", "b", "c", "d"], "val": [], "test": []}
+    assert load_config(None, ["data.n_val=0"]).data.n_val == 0
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"file,speaker,emotion\na.wav,s1,angry\n", "needs the columns path, speaker and emotion (missing ['path'])"),
+    (b"path,emotion\na.wav,angry\n", "missing ['speaker']"),
+    (b"", "missing ['emotion', 'path', 'speaker']"),
+    (b"path,speaker,emotion\n\x00\x01\x02,s1,angry\n", "row 1 has control characters"),
+    (b"\xff\xfe\x00p\x00a\x00t\x00h", "not a readable CSV manifest"),
+    (b"path,speaker,emotion\na.wav,,angry\n", "row 1 has no path or no speaker"),
+    (b"path,speaker,emotion\na.wav\n", "row 1 has no path or no speaker"),
+])
+def test_bad_manifests_are_one_line(tmp_path: Path, content: bytes, needle: str) -> None:
+    (tmp_path / "m.csv").write_bytes(content)
+    with pytest.raises(UsageError, match="m.csv: ") as caught:
+        load_source(f"manifest:{tmp_path / 'm.csv'}")
+    assert needle in str(caught.value)
+
+
+def test_a_folder_as_manifest_and_a_missing_audio_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a folder"):
+        load_source(f"manifest:{tmp_path}")
+    (tmp_path / "m.csv").write_text("path,speaker,emotion\nnothere.wav,s1,angry\n")
+    from ainn_cli.errors import AudioError
+    from ainn_cli.train.data import cached_mel
+
+    with pytest.raises(AudioError, match="nothere.wav: cannot read"):
+        cached_mel(str(tmp_path / "nothere.wav"), tmp_path / "cache")
+
+
+def test_a_binary_manifest_through_the_cli(manifest: Path, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    result = CliRunner().invoke(app, [
+        "train", "--out", str(tmp_path / "run"), "--data", f"manifest:{tmp_path / 'bin.csv'}"])
+    one_line(result, 2, "bin.csv")
+    assert not (tmp_path / "run").exists()
+
+
+def _checkpoint_kinds(tmp_path: Path) -> dict[str, Path]:
+    good = tmp_path / "good.pt"
+    torch.save({"nets": {"w": torch.ones(2)}, "step": 1, "best": 1.0, "optimizer": {}}, good)
+    kinds = {"zero-byte": b"", "truncated": good.read_bytes()[: len(good.read_bytes()) // 2], "text": b"hello\n" * 9}
+    out = {}
+    for name, data in kinds.items():
+        (tmp_path / f"{name}.pt").write_bytes(data)
+        out[name] = tmp_path / f"{name}.pt"
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")
+    torch.save({"nets": {"w": "not a tensor"}}, tmp_path / "foreign.pt")
+    (tmp_path / "folder.pt").mkdir()
+    return {**out, **{name: tmp_path / f"{name}.pt" for name in ("tensor", "foreign", "folder")}}
+
+
+def test_unreadable_checkpoints_are_one_usage_error(tmp_path: Path) -> None:
+    for name, file in _checkpoint_kinds(tmp_path).items():
+        with pytest.raises(UsageError, match="not an ainn checkpoint|not a readable ainn checkpoint"):
+            read_checkpoint(file)
+        assert name
+
+
+@pytest.mark.parametrize("kind", ["zero-byte", "truncated", "foreign", "other-model"])
+def test_resume_from_a_bad_latest_is_one_line_and_touches_nothing(manifest: Path, tmp_path: Path,  # noqa: F811
+                                                                   kind: str) -> None:
+    run = fake_run(tmp_path / "run")
+    latest = run / "stage1" / "latest.pt"
+    if kind == "other-model":
+        torch.save({"nets": {"recognizer.inp.weight": torch.zeros(3)}, "step": 1, "best": 1.0, "optimizer": {}}, latest)
+    else:
+        latest.write_bytes(_checkpoint_kinds(tmp_path)[kind].read_bytes())
+    before = snapshot(run)
+    line = one_line(train(manifest, tmp_path, "--out", str(run), "--resume"), 2 if kind != "other-model" else 1)
+    assert "latest.pt" in line
+    assert snapshot(run) == before
+
+
+def test_init_from_a_foreign_file_is_one_line(manifest: Path, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "init.pt").write_bytes(b"\x80\x04K\x01.")  # a pickle, not a torch zip
+    one_line(train(manifest, tmp_path, "--out", str(tmp_path / "run"), "--stage", "stage2", "--init",
+                   str(tmp_path / "init.pt")), 2, "init.pt: not an ainn checkpoint")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("target", ["victim", "run", ".", "parent"])
+def test_export_never_deletes_what_ainn_did_not_write(manifest: Path, tmp_path: Path,  # noqa: F811
+                                                      monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "thesis.txt").write_text("four years\n")
+    run = fake_run(tmp_path / "parent" / "run")
+    (run / "stage1" / "latest.pt").unlink()
+    destination = {"victim": "victim", "run": str(run), ".": ".", "parent": str(tmp_path / "parent")}[target]
+    before = snapshot(tmp_path)
+    result = train(manifest, tmp_path, "--out", str(run), "--export", destination)
+    one_line(result, 1, "not an ainn bundle" if target == "victim" else "is or holds")
+    assert snapshot(tmp_path) == before
+
+
+def test_train_export_replaces_its_own_bundle(manifest: Path, tmp_path: Path) -> None:  # noqa: F811
+    from ainn_cli.bundle import load_bundle
+
+    for run in ("r1", "r2"):
+        result = train(manifest, tmp_path, "--out", str(tmp_path / run), "--stage", "stage1", "--export",
+                       str(tmp_path / "bundle"))
+        assert result.exit_code == 0, result.output
+    assert load_bundle(tmp_path / "bundle").info.metadata["checkpoint"] == "best.pt"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_manifest_written_with_the_csv_module_still_loads(tmp_path: Path) -> None:
+    with open(tmp_path / "m.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "speaker", "emotion", "text"])
+        writer.writeheader()
+        writer.writerow({"path": "a.wav", "speaker": "s1", "emotion": "angry", "text": "hello, world"})
+    assert load_source(f"manifest:{tmp_path / 'm.csv'}")[0].text == "hello, world"
