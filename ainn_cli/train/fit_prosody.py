@@ -100,7 +100,8 @@ def main() -> None:
     val = examples([u for u in utterances if u.speaker in VAL_ACTORS], labels, bundle.modules, args.cache)
     print(f"{len(train[0])} training and {len(val[0])} validation examples", flush=True)
     predictor = fit(train, val, args.steps, seed=1234)
-    metadata = {**bundle.info.metadata, "prosody": {
+    base = {k: v for k, v in bundle.info.metadata.items() if k != "figures"}  # the base model's figures are not ours
+    metadata = {**base, "prosody": {
         "fitted_by": "python -m ainn_cli.train.fit_prosody", "base_bundle": bundle.info.name, "changes": list(CHANGES),
         "train_actors": "RAVDESS 1-20", "validation_actors": "RAVDESS 21-22", "steps": args.steps}}
     info = BundleInfo(name=args.name, labels=labels, calibration=bundle.info.calibration,
