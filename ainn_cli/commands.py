@@ -292,10 +292,13 @@ def run_train(out: Path, config_file: Path | None, stage: str, data: list[str] |
 
 
 def _stop_on_sigterm() -> None:
-    """Schedulers (Slurm, Kubernetes, torchrun) stop a job with SIGTERM: save `latest` as Ctrl-C does."""
+    """Ctrl-C, or the SIGTERM schedulers (Slurm, Kubernetes, torchrun) send, stops training after the current
+    step with `latest` saved; a second one stops at once. Raising from the handler at an arbitrary point could
+    leave a lock held (a process that never exits), so the loop checks a flag between steps instead."""
     import signal
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    from ainn_cli.train.loop import STOP, request_stop
 
-    signal.signal(signal.SIGTERM, interrupt)
+    STOP.clear()
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import pickle
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from ainn_cli.train.distributed import World, barrier, in_sync, wrap
 from ainn_cli.train.losses import Nets
 from ainn_cli.train.warmstart import warm_start
 
+STOP = threading.Event()  # set by `request_stop`; the loop checks it between steps
 STAGES = ("stage1", "stage2")  # what --stage both runs
 RECOGNIZER_STAGE = "recognizer"  # R alone, with augmentation: --stage recognizer
 PROSODY_CHANNELS = 3  # ln f0, voicing, energy (pitch.prosody_inputs)
@@ -279,6 +281,16 @@ def _loop(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], st
             _validate_and_keep_best(state, config, corpora, stage, folder, log)
         if state.step % config.checkpoint_every == 0:
             _checkpoint(state, folder, "latest.pt")
+        if STOP.is_set():  # Ctrl-C or SIGTERM arrived during the step: stop here, at a safe point
+            raise KeyboardInterrupt
+
+
+def request_stop(signum: int, frame: object) -> None:
+    """Signal handler for training: the first Ctrl-C / SIGTERM asks the loop to stop after the current step
+    (it then saves `latest`); a second one interrupts at once."""
+    if STOP.is_set():
+        raise KeyboardInterrupt
+    STOP.set()
 
 
 def _validate_and_keep_best(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str,
