@@ -237,3 +237,18 @@ def test_a_bundle_with_a_predictor_reshapes_the_source(tmp_path: Path) -> None:
     assert len(strong.wave) == round(len(source) * new_length(86, torch.tensor([[0, 0, 0, math.log(1.2)]])) / 86)
     flat = pipe.convert(source, emotion="angry", strength=0.0)
     assert flat.prosody is not None and flat.prosody.duration == 1.0 and len(flat.wave) == len(source)
+
+
+def test_the_embedded_prosody_bundle_is_the_default_plus_a_predictor() -> None:
+    from ainn_cli.bundle import load_bundle
+    from ainn_cli.hub import registry
+
+    bundles = registry()
+    prosody, default = load_bundle(bundles["prosody"]), load_bundle(bundles["default"])
+    assert isinstance(prosody.modules["prosody"], ProsodyPredictor) and "prosody" not in default.modules
+    for name, module in default.modules.items():
+        for key, value in module.state_dict().items():
+            assert torch.equal(prosody.modules[name].state_dict()[key], value), f"{name}.{key}"
+    angry = torch.tensor([prosody.info.prototypes["angry"]])
+    change = prosody.modules["prosody"](angry, torch.ones(1))[0]
+    assert change[0] > 0 and change[2] > 0  # a full-strength angry prototype raises pitch and energy
