@@ -26,6 +26,10 @@ class RecognizerConfig:
     layers: int = 4
     kernel: int = 5
     labels: tuple[str, ...] = LABELS
+    # frames of edge copies added at both ends before the trunk and cropped after: the convolutions'
+    # zero padding reads as a loud burst next to silence (log-mel about -11.5) and put a spike into the
+    # cue at the edges; 0 keeps the behaviour the older bundles were trained and calibrated with
+    edge_pad: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,11 @@ class Recognizer(nn.Module):
 
     def features(self, mel: torch.Tensor) -> torch.Tensor:
         """Trunk feature maps `(B, C, T)`."""
-        x = self.inp(mel)
+        pad = self.config.edge_pad
+        x = self.inp(F.pad(mel, (pad, pad), mode="replicate") if pad else mel)
         for block in self.trunk:
             x = block(x)
-        return F.gelu(x)
+        return F.gelu(x[..., pad : x.shape[-1] - pad] if pad else x)
 
     def cue(self, features: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Class activation map of `classes` `(B,)` over time, max-normalised: `(B, T)`, detached."""

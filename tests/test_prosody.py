@@ -252,3 +252,17 @@ def test_the_embedded_prosody_bundle_is_the_default_plus_a_predictor() -> None:
     angry = torch.tensor([prosody.info.prototypes["angry"]])
     change = prosody.modules["prosody"](angry, torch.ones(1))[0]
     assert change[0] > 0 and change[2] > 0  # a full-strength angry prototype raises pitch and energy
+
+
+def test_the_default_cue_has_no_spike_at_the_edges() -> None:
+    """The recognizer pads with edge copies (edge_pad): the cue does not jump in the last or first frames
+    (zero padding read as a loud burst next to silence and spiked them)."""
+    from ainn_cli.audio import read_audio
+    from ainn_cli.pipeline import load_pipeline
+    from tests.conftest import SAMPLES
+
+    pipe = load_pipeline(device="cpu")
+    assert pipe.recognizer.config.edge_pad > 0
+    for clip in ("angry_actor24.flac", "neutral_actor23.flac", "sad_actor24.flac"):
+        cue = np.array(pipe.strength(read_audio(SAMPLES / clip)).cue)
+        assert cue[-4:].max() <= cue[-24:-4].max() + 0.05 and cue[:4].max() <= cue[4:24].max() + 0.05, clip
