@@ -19,9 +19,8 @@ from ainn_cli.bundle import Bundle, load_bundle
 from ainn_cli.device import resolve_device
 from ainn_cli.errors import BundleError, DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
-from ainn_cli.layers import EPS, weighted_mean
 from ainn_cli.mel import chunk_spans, log_mel, log_mel_in_chunks
-from ainn_cli.pitch import Pitch, continuous_log_f0, energy, prosody_inputs, yin
+from ainn_cli.pitch import Pitch, pitch_track, prosody_inputs, yin
 from ainn_cli.prosody import (
     NEPER_TO_DB,
     Prosody,
@@ -152,14 +151,11 @@ class Pipeline:
 
     def _recognize_in_chunks(self, mel: torch.Tensor, chunk: int) -> Recognition:
         """R on a long mel `(1, 80, T)` in bounded memory: the trunk in chunks with CONTEXT frames per side (as
-        `convert_mel`), then Recognizer.forward's heads on the features `(1, C, T)`. With one chunk it is forward."""
+        `convert_mel`), then the heads on the features `(1, C, T)`. With one chunk it is forward."""
         r = cast(Recognizer, self.recognizer)
         features = torch.cat([r.features(mel[..., lo:hi])[..., start - lo : stop - lo]
                               for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, CONTEXT)], dim=-1)
-        logits = r.classifier(features.mean(dim=-1))
-        cue = r.cue(features, logits.argmax(dim=-1))
-        strength = torch.sigmoid(r.strength_head(weighted_mean(features, cue + EPS)).squeeze(-1))
-        return Recognition(logits=logits, strength=strength, cue=cue, features=features)
+        return r.heads(features)
 
     @torch.inference_mode()
     def strength(self, wave: Audio | np.ndarray) -> StrengthReading:
@@ -237,14 +233,16 @@ class Pipeline:
         and G renders the source's pitch and energy contour changed as predicted.
         """
         rendered = bool(getattr(self.generator.config, "prosody_dim", 0))  # G renders a contour, else reshape the mel
-        if target.pitch is not None and target.change is not None and not rendered:
-            mel = reshape_mel(mel, _source_prosody(mel, target.pitch), target.change.to(mel.dtype))
+        source, change = None, target.change
+        if target.pitch is not None and change is not None:
+            source = _source_prosody(mel, target.pitch)
+            if not rendered:
+                mel = reshape_mel(mel, source, change.to(mel.dtype))
         frames, timbre = self._encode(mel, chunk)
         prosody = None
-        if target.pitch is not None and target.change is not None and rendered:
-            source = _source_prosody(mel, target.pitch)
-            length = new_length(mel.shape[-1], target.change)
-            wanted = apply_change(source, target.change.to(source.log_f0.dtype)).retimed(length)
+        if source is not None and change is not None and rendered:
+            length = new_length(mel.shape[-1], change)
+            wanted = apply_change(source, change.to(source.log_f0.dtype)).retimed(length)
             frames = retime(frames, length)
             prosody = prosody_inputs(wanted.log_f0, wanted.voiced, wanted.energy).to(self.dtype)
         pieces = []
@@ -288,10 +286,8 @@ class Target:
 
 def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
     """The source's Prosody `(1, T)` from its mel `(1, 80, T)` and YIN pitch (frames matched)."""
-    frames = mel.shape[-1]
-    log_f0 = torch.from_numpy(continuous_log_f0(pitch)[:frames]).to(mel.device).unsqueeze(0)
-    voiced = torch.from_numpy(pitch.voiced[:frames].astype(np.float32)).to(mel.device).unsqueeze(0)
-    return Prosody(log_f0=log_f0, voiced=voiced, energy=energy(mel.float()))
+    track = torch.from_numpy(pitch_track(pitch, mel.shape[-1])).to(mel.device).unsqueeze(0)
+    return Prosody.of(mel.float(), track)
 
 
 def _described(change: torch.Tensor, duration: float) -> ProsodyChange:

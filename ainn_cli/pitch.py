@@ -108,6 +108,11 @@ def continuous_log_f0(pitch: Pitch) -> np.ndarray:
     return filled
 
 
+def pitch_track(pitch: Pitch, frames: int) -> np.ndarray:
+    """Continuous ln f0 and voicing `(2, T)` over the first `frames` mel frames, float32."""
+    return np.stack([continuous_log_f0(pitch), pitch.voiced.astype(np.float32)])[:, :frames].astype(np.float32)
+
+
 def energy(mel: torch.Tensor) -> torch.Tensor:
     """Frame energy: natural log of the mean mel magnitude. `(..., 80, T)` -> `(..., T)`."""
     return torch.logsumexp(mel, dim=-2) - math.log(mel.shape[-2])

@@ -23,6 +23,7 @@ from torch import nn
 
 from ainn_cli.audio import F_MAX, F_MIN, N_MELS
 from ainn_cli.mel import hz_to_mel, mel_to_hz
+from ainn_cli.pitch import energy
 
 CHANGES = ("log_f0_shift", "log_f0_range", "energy_shift", "log_duration")
 SPEECH_DB = 40.0  # frames within this many dB of the loudest count as speech (duration, energy)
@@ -46,6 +47,11 @@ class Prosody:
     log_f0: torch.Tensor  # ln Hz, continuous (unvoiced frames interpolated)
     voiced: torch.Tensor  # 0/1
     energy: torch.Tensor  # ln mean mel magnitude
+
+    @classmethod
+    def of(cls, mel: torch.Tensor, track: torch.Tensor) -> Prosody:
+        """From a log-mel `(B, 80, T)` and a pitch track `(B, 2, T)` (ln f0, voicing; `pitch.pitch_track`)."""
+        return cls(log_f0=track[:, 0], voiced=track[:, 1], energy=energy(mel))
 
     def retimed(self, frames: int) -> Prosody:
         voiced = retime(self.voiced.unsqueeze(1).float(), frames).squeeze(1)

@@ -73,7 +73,10 @@ class Recognizer(nn.Module):
 
     def forward(self, mel: torch.Tensor, classes: torch.Tensor | None = None) -> Recognition:
         """Read a mel `(B, 80, T)`; the cue follows `classes` `(B,)` when given, else the prediction."""
-        feats = self.features(mel)
+        return self.heads(self.features(mel), classes)
+
+    def heads(self, feats: torch.Tensor, classes: torch.Tensor | None = None) -> Recognition:
+        """Rc, the cue and Rs on trunk features `(B, C, T)` (computed at once or chunk by chunk)."""
         logits = self.classifier(feats.mean(dim=-1))
         chosen = logits.argmax(dim=-1) if classes is None else classes
         cue = self.cue(feats, chosen)

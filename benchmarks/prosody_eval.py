@@ -27,7 +27,7 @@ import torch
 from ainn_cli.audio import read_audio
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import Pipeline, load_pipeline
-from ainn_cli.pitch import continuous_log_f0, energy, yin
+from ainn_cli.pitch import pitch_track, yin
 from ainn_cli.prosody import NEPER_TO_DB, Prosody, apply_change, new_length, retime, statistics
 from benchmarks.ravdess_pairs import rows
 
@@ -38,10 +38,7 @@ EMOTIONS = ("angry", "happy", "sad", "surprise")
 def prosody(wave: np.ndarray) -> Prosody:
     """Prosody `(1, T)` of a waveform, measured the way training measured it."""
     mel = log_mel(wave)
-    pitch = yin(wave)
-    frames = mel.shape[-1]
-    return Prosody(log_f0=torch.from_numpy(continuous_log_f0(pitch)[:frames])[None],
-                   voiced=torch.from_numpy(pitch.voiced[:frames].astype(np.float32))[None], energy=energy(mel))
+    return Prosody.of(mel, torch.from_numpy(pitch_track(yin(wave), mel.shape[-1]))[None])
 
 
 def change(source: np.ndarray, other: np.ndarray) -> dict[str, float]:

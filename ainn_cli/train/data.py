@@ -23,7 +23,7 @@ from ainn_cli.audio import AUDIO_SUFFIXES, read_audio
 from ainn_cli.bundle import audio_settings
 from ainn_cli.errors import AudioError, UsageError
 from ainn_cli.mel import log_mel
-from ainn_cli.pitch import continuous_log_f0, yin
+from ainn_cli.pitch import pitch_track, yin
 from ainn_cli.train.config import DataConfig
 from ainn_cli.train.parallel import Pair, build_pairs
 
@@ -183,7 +183,7 @@ def cached_pitch(path: str, mel_frames: int, cache_dir: Path) -> np.ndarray:
         cached: np.ndarray = np.load(file)
         return cached
     pitch = yin(read_audio(path).samples)
-    values = np.stack([continuous_log_f0(pitch), pitch.voiced.astype(np.float32)])[:, :mel_frames]
+    values = pitch_track(pitch, mel_frames)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
     np.save(tmp, values.astype(np.float32))

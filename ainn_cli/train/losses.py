@@ -15,14 +15,13 @@ from ainn_cli.content import ContentEncoder
 from ainn_cli.emotion import EmotionEncoder
 from ainn_cli.generator import Generator
 from ainn_cli.layers import grad_reverse
-from ainn_cli.prosody import ProsodyPredictor
+from ainn_cli.prosody import Prosody, ProsodyPredictor
 from ainn_cli.recognizer import Recognizer
 from ainn_cli.train.augment import warp_factors, warp_mel
 from ainn_cli.train.data import Batch
 from ainn_cli.train.prosody_losses import (
     channels,
     parallel_losses,
-    prosody_of,
     read_pair,
     stage2_prosody_losses,
     warped_content,
@@ -90,7 +89,7 @@ def stage1_prosody_losses(nets: Nets, batch: Batch, margin: float) -> dict[str, 
         rec = nets.recognizer(batch.mel, batch.label)
     content = warped_content(nets, batch.mel, rec.cue)
     emb = nets.emotion(batch.mel, rec.cue)
-    prosody = channels(prosody_of(batch.mel, batch.pitch))
+    prosody = channels(Prosody.of(batch.mel, batch.pitch))
     out = nets.generator(content.frames, emb, rec.strength, content.timbre, prosody)
     pooled = torch.cat([content.frames.mean(dim=-1), content.timbre], dim=-1)
     losses = {"rec": F.l1_loss(out, batch.mel), "str": triplet_loss(emb, batch, margin),

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ainn_cli.pitch import energy
 from ainn_cli.prosody import Prosody, measure_change
 
 if TYPE_CHECKING:
@@ -73,9 +72,7 @@ def _accumulate(cost: np.ndarray) -> np.ndarray:
 
 def prosody_of(mel: np.ndarray, pitch: np.ndarray) -> Prosody:
     """A batch of one from a cached mel `(80, T)` and pitch `(2, T)` (ln f0, voiced)."""
-    m = torch.from_numpy(mel).float().unsqueeze(0)
-    p = torch.from_numpy(pitch).float()
-    return Prosody(log_f0=p[0:1], voiced=p[1:2], energy=energy(m))
+    return Prosody.of(torch.from_numpy(mel).float()[None], torch.from_numpy(pitch).float()[None])
 
 
 def build_pairs(utterances: list[Utterance], mels: list[np.ndarray], pitches: list[np.ndarray]) -> list[Pair]:

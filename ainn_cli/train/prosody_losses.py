@@ -28,11 +28,6 @@ if TYPE_CHECKING:
     from ainn_cli.train.losses import Nets
 
 
-def prosody_of(mel: torch.Tensor, pitch: torch.Tensor) -> Prosody:
-    """Mel `(B, 80, T)` and cached pitch `(B, 2, T)` -> the batch's Prosody."""
-    return Prosody(log_f0=pitch[:, 0], voiced=pitch[:, 1], energy=energy(mel))
-
-
 def channels(prosody: Prosody) -> torch.Tensor:
     """Prosody -> the generator's input channels `(B, 3, T)`."""
     return prosody_inputs(prosody.log_f0, prosody.voiced, prosody.energy)
@@ -52,7 +47,7 @@ def parallel_losses(nets: Nets, par: ParallelBatch, warp: bool = True) -> dict[s
         ref = nets.recognizer(par.ref, par.label)
     content = warped_content(nets, par.source, source_cue) if warp else nets.content(par.source, source_cue)
     emb = nets.emotion(par.ref, ref.cue)
-    target = channels(prosody_of(par.target, par.target_pitch))
+    target = channels(Prosody.of(par.target, par.target_pitch))
     out = nets.generator(content.frames, emb, ref.strength.detach(), content.timbre, target)
     assert nets.prosody is not None
     change = nets.prosody(emb, par.level)
@@ -84,7 +79,7 @@ def stage2_prosody_losses(nets: Nets, batch: Batch) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         level = target_level(batch)
         raw = ref.strength * level
-        source = prosody_of(batch.mel, batch.pitch)
+        source = Prosody.of(batch.mel, batch.pitch)
         wanted = apply_change(source, nets.prosody(emb_ref, level))
     converted = nets.generator(content.frames, emb_ref, raw, content.timbre, channels(wanted))
     seen = nets.recognizer(converted, batch.ref_label)
