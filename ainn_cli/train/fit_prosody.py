@@ -47,6 +47,7 @@ def examples(utterances: list[Utterance], labels: tuple[str, ...], modules: dict
     pitches = [cached_pitch(u.path, m.shape[1], cache) for u, m in zip(utterances, mels)]
     neutral = {(u.speaker, u.take): i for i, u in enumerate(utterances) if u.emotion == "neutral"}
     emb, level, change = [], [], []
+    embedded: dict[int, torch.Tensor] = {}  # each reference serves several takes: embed it once
     for i, u in enumerate(utterances):
         source = neutral.get((u.speaker, u.take))
         if u.emotion == "neutral" or source is None:
@@ -55,7 +56,9 @@ def examples(utterances: list[Utterance], labels: tuple[str, ...], modules: dict
                 and v.intensity == u.intensity and v.take.split("-")[0] != u.take.split("-")[0]]
         delta = measure_change(prosody_of(mels[source], pitches[source]), prosody_of(mels[i], pitches[i]))[0]
         for j in refs:
-            emb.append(embed(modules, mels[j], labels.index(u.emotion)))
+            if j not in embedded:
+                embedded[j] = embed(modules, mels[j], labels.index(u.emotion))
+            emb.append(embedded[j])
             level.append(u.intensity)
             change.append(delta)
     return torch.stack(emb), torch.tensor(level), torch.stack(change)
