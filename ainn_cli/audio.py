@@ -7,11 +7,9 @@ torchaudio 2.9+ dropped its audio I/O and each release pins one exact torch vers
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ainn_cli.errors import AudioError, OutputError, OutputExists
+from ainn_cli.errors import AudioError, OutputError
+from ainn_cli.files import atomic_output, check_writable, reason, short_reason
 
 # The official HiFi-GAN V1 front end (see ../shared/AINN.md, "Features").
 SAMPLE_RATE = 22050  # Hz
@@ -35,6 +34,7 @@ FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # ~86.13 frames per second
 LIMIT = 0.999  # output peak ceiling (full scale minus a hair, so 16-bit rounding cannot wrap)
 READ_BLOCK = 1 << 18  # frames per block when reading (~5 s at 48 kHz)
 MIN_SECONDS = 0.25  # shorter inputs cannot carry a sentence
+REFERENCE_MAX_SECONDS = 30.0  # only the start of a very long reference is read (its emotion, not its length)
 SILENCE_PEAK = 1e-4  # peak amplitude below which an input counts as silent
 CLIP_LEVEL_TOLERANCE = 1e-3  # samples within this of full scale count as clipped
 CLIPPED_FRACTION = 0.01  # warn when more than this fraction of samples is clipped
@@ -42,7 +42,12 @@ MIN_RATE, MAX_RATE = 4000, 768000  # Hz; outside this a header lies (and 1 Hz wo
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus"})
 OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
                   ".oga": ("OGG", "VORBIS")}  # output suffix -> libsndfile format and subtype
-NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, APFS); the file system is asked when it can say
+
+
+def settings() -> dict[str, float]:
+    """The front end's numbers: a bundle records them, and the feature cache is keyed by them."""
+    return {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": N_MELS,
+            "f_min": F_MIN, "f_max": F_MAX, "log_clamp": LOG_CLAMP}
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
     try:
         mono, rate = _read_mono(path, max_seconds)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({_short(err)})") from None
+        raise AudioError(f"{path}: not a readable audio file ({short_reason(err)})") from None
     return prepare(mono, rate, str(path))
 
 
@@ -167,45 +172,8 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, ov
             handle.flush()
             os.fsync(handle.fileno())
     except (OSError, sf.LibsndfileError) as err:
-        raise OutputError(f"{path}: cannot write ({_reason(err)})") from None
+        raise OutputError(f"{path}: cannot write ({reason(err)})") from None
     return path
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path, overwrite: bool, suffix: str = ".part") -> Iterator[str]:
-    """A hidden temp file beside `path` to write; it becomes `path` when the block ends, or is removed on failure.
-
-    Without `overwrite` it is hard-linked to `path`, which fails if `path` exists, even if another process
-    made it a moment ago: a no-replace rename (OutputExists). With `overwrite` it replaces `path`.
-    """
-    budget = NAME_MAX - len(os.fsencode(suffix)) - 10  # mkstemp adds 8 random characters, we add two dots
-    name = path.name
-    while len(os.fsencode(name)) > budget:
-        name = name[:-1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual permissions
-        _place(tmp, path, overwrite)
-    finally:
-        _discard(tmp)
-
-
-def _place(tmp: str, path: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise OutputExists(f"{path}: exists already (use --overwrite to replace it)") from None
-    except OSError as err:  # a file system without hard links (FAT, some network mounts): check, then rename
-        if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
-            raise
-        if os.path.lexists(path):
-            raise OutputExists(f"{path}: exists already (use --overwrite to replace it)") from None
-        os.replace(tmp, path)
 
 
 def limit(samples: np.ndarray, on_limit: Callable[[float], None] | None = None) -> np.ndarray:
@@ -219,62 +187,5 @@ def limit(samples: np.ndarray, on_limit: Callable[[float], None] | None = None) 
     return clean * np.float32(LIMIT / peak)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_name(path: Path) -> None:
-    """Refuse a path with a name longer than the file system allows, before any work is done for it."""
-    folder = next((p for p in path.parents if os.path.isdir(p)), Path("."))
-    try:
-        name_max = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        name_max = NAME_MAX
-    longest = max(path.parts, key=lambda part: len(os.fsencode(part)), default="")
-    if len(os.fsencode(longest)) > name_max:
-        raise OutputError(f"{path}: the name {longest[:40]}... is {len(os.fsencode(longest))} bytes long; "
-                          f"this file system allows {name_max}")
-    if len(os.fsencode(os.path.abspath(path))) >= 4096:  # PATH_MAX on Linux
-        raise OutputError(f"{str(path)[:60]}...: the path is longer than 4095 bytes")
-
-
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output without `overwrite` and create the folder, or say why not."""
-    check_name(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name for the output")
-    if path.exists() and not path.is_file():
-        raise OutputError(f"{path}: exists and is not a regular file")
-    if path.exists() and not overwrite:
-        raise OutputExists(f"{path}: exists already (use --overwrite to replace it)")
-    blocker = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise OutputError(f"{blocker}: is not a folder, so {path} cannot be written")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{path.parent}: cannot create folder ({_reason(err)})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise OutputError(f"{path.parent}: folder is not writable")
-
-
-def _discard(tmp: str | None) -> None:
-    """Remove a temp file if it was created; never raise (we are already handling a failure)."""
-    if tmp is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _reason(err: Exception) -> str:
-    return (err.strerror if isinstance(err, OSError) else None) or _short(err)
-
-
 def is_audio_file(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_SUFFIXES
-
-
-def _short(err: Exception) -> str:
-    text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-    return text.removeprefix("Error opening ").strip()

@@ -11,9 +11,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ainn_cli.audio import check_name, is_audio_file, output_format
+from ainn_cli.audio import is_audio_file, output_format
 from ainn_cli.errors import AinnError, OutputError, OutputExists, UsageError
+from ainn_cli.files import check_name, first_existing
+
+if TYPE_CHECKING:
+    from ainn_cli.display import Converted
 
 PAIRINGS = ("same-name", "all")
 
@@ -27,7 +32,7 @@ class Job:
 
 @dataclass
 class BatchReport:
-    converted: list[dict[str, object]] = field(default_factory=list)
+    converted: list[Converted] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
@@ -119,7 +124,7 @@ def _inputs(job: Job) -> str:
 
 def _check_out_dir(out_dir: Path) -> None:
     """Refuse an output folder that is, or lies under, something other than a folder (once, not per file)."""
-    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() or p.is_symlink()), None)
+    blocker = first_existing((out_dir, *out_dir.parents))
     if blocker is not None and not blocker.is_dir():
         where = "exists" if blocker == out_dir else f"lies on the way to {out_dir}"
         raise OutputError(f"{blocker}: {where} and is not a folder")
@@ -173,18 +178,18 @@ def _real(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def run_jobs(jobs: list[Job], convert_one: Callable[[Job], dict[str, object]], overwrite: bool,
-             on_done: Callable[[Job, str], None] | None = None) -> BatchReport:
+def run_jobs(jobs: list[Job], convert_one: Callable[[Job], Converted], overwrite: bool,
+             on_done: Callable[[str], None] | None = None) -> BatchReport:
     """Convert each job, skipping existing outputs unless `overwrite`; a failure is recorded, not raised."""
     report = BatchReport()
     for job in jobs:
         status = _run_one(job, convert_one, overwrite, report)
         if on_done is not None:
-            on_done(job, status)
+            on_done(status)  # "converted", "skipped" or "failed"
     return report
 
 
-def _run_one(job: Job, convert_one: Callable[[Job], dict[str, object]], overwrite: bool,
+def _run_one(job: Job, convert_one: Callable[[Job], Converted], overwrite: bool,
              report: BatchReport) -> str:
     """Convert, skip or record the failure of one job; returns "converted", "skipped" or "failed".
 

@@ -43,13 +43,14 @@ from ainn_cli.bundle_files import (
 )
 from ainn_cli.bundle_files import sha256 as sha256
 from ainn_cli.bundle_files import verify_files as _verify_files
-from ainn_cli.content import ContentEncoder, ContentEncoderConfig
-from ainn_cli.emotion import EmotionEncoder, EmotionEncoderConfig
+from ainn_cli.emotions import strength_of
 from ainn_cli.errors import BundleError
-from ainn_cli.generator import Generator, GeneratorConfig
-from ainn_cli.prosody import ProsodyPredictor, ProsodyPredictorConfig
-from ainn_cli.recognizer import Recognizer, RecognizerConfig
-from ainn_cli.vocoder import HifiGan, VocoderConfig
+from ainn_cli.models.content import ContentEncoder, ContentEncoderConfig
+from ainn_cli.models.emotion import EmotionEncoder, EmotionEncoderConfig
+from ainn_cli.models.generator import Generator, GeneratorConfig
+from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
+from ainn_cli.models.recognizer import Recognizer, RecognizerConfig
+from ainn_cli.models.vocoder import HifiGan, VocoderConfig
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -77,12 +78,14 @@ class Calibration:
     high: dict[str, float] = field(default_factory=dict)
 
     def calibrate(self, label: str, raw: float) -> float:
+        """Raw Rs -> strength in [0, 1]; 0 for neutral."""
         low, high = self.low.get(label, 0.0), self.high.get(label, 1.0)
-        return min(1.0, max(0.0, (raw - low) / max(high - low, 1e-6)))
+        return strength_of(label, min(1.0, max(0.0, (raw - low) / max(high - low, 1e-6))))
 
     def raw(self, label: str, strength: float) -> float:
+        """Strength in [0, 1] -> the raw Rs value G is given; 0 for neutral."""
         low, high = self.low.get(label, 0.0), self.high.get(label, 1.0)
-        return low + strength * (high - low)
+        return strength_of(label, low + strength * (high - low))
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ class BundleInfo:
 
 @dataclass
 class Bundle:
-    """Loaded modules (on CPU, fp32, eval mode) and where they came from."""
+    """Modules as loaded (on the CPU, fp32, eval mode; the pipeline then moves them to its device and dtype in
+    place) and where they came from."""
 
     info: BundleInfo
     modules: dict[str, nn.Module]
@@ -106,13 +110,6 @@ class Bundle:
 
     def parameter_counts(self) -> dict[str, int]:
         return {name: sum(p.numel() for p in m.parameters()) for name, m in self.modules.items()}
-
-
-def audio_settings() -> dict[str, Any]:
-    return {
-        "sample_rate": audio.SAMPLE_RATE, "n_fft": audio.N_FFT, "hop_length": audio.HOP_LENGTH,
-        "n_mels": audio.N_MELS, "f_min": audio.F_MIN, "f_max": audio.F_MAX, "log_clamp": audio.LOG_CLAMP,
-    }
 
 
 def save_bundle(out_dir: Path, info: BundleInfo, modules: dict[str, nn.Module], half: bool = True,
@@ -130,7 +127,7 @@ def save_bundle(out_dir: Path, info: BundleInfo, modules: dict[str, nn.Module], 
             hashes.update(_save_component(tmp, name, module, half))
         manifest = {
             "format_version": FORMAT_VERSION, "name": info.name, "components": sorted(modules),
-            "labels": list(info.labels), "audio": audio_settings(),
+            "labels": list(info.labels), "audio": audio.settings(),
             "calibration": dataclasses.asdict(info.calibration), "prototypes": info.prototypes,
             "metadata": info.metadata, "files": hashes,
         }
@@ -167,8 +164,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise BundleError(
             f"{file}: bundle format {version!r} is newer than this ainn understands ({FORMAT_VERSION}); upgrade ainn"
         )
-    if manifest.get("audio") != audio_settings():
-        raise BundleError(f"{file}: audio settings {manifest.get('audio')} differ from ours {audio_settings()}")
+    if manifest.get("audio") != audio.settings():
+        raise BundleError(f"{file}: audio settings {manifest.get('audio')} differ from ours {audio.settings()}")
     listed_files(manifest, file)
     return manifest
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ainn_cli.errors import BundleError, OutputError
+from ainn_cli.files import first_existing
 
 MANIFEST = "bundle.json"
 CARD = "README.md"  # the model card `ainn export` writes beside a bundle's files
@@ -123,7 +124,7 @@ def check_destination(out_dir: Path, overwrite: bool, protect: Iterable[Path] = 
     for kept in (*protect, Path.cwd()):
         if _within(os.path.realpath(kept), real):
             raise OutputError(f"{out_dir}: is or holds {kept}, which writing a bundle there would replace")
-    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    blocker = first_existing((out_dir, *out_dir.parents))
     if blocker is not None and not blocker.is_dir():
         raise OutputError(f"{blocker}: exists and is not a folder, so no bundle can be written at {out_dir}")
     try:

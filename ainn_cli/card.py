@@ -59,22 +59,27 @@ OUT_OF_CORPUS_WER = "wer_out_of_corpus"  # figures key: WER on sentences that ar
 
 
 def model_card(bundle: Bundle) -> str:
+    """The README.md of a Hub copy: how to use it, caveats, components, labels, data, figures and licences."""
     meta: dict[str, Any] = bundle.info.metadata
-    counts = bundle.parameter_counts()
     sources = meta.get("sources")
     kinds = [str(s).split(":", 1)[0] for s in sources] if isinstance(sources, list) else []
-    data = [f"- {DATA_KINDS.get(kind, kind)}" for kind in dict.fromkeys(kinds)]  # local paths stay local
-    if isinstance(meta.get("trained_on"), str):
-        data.append(f"- {meta['trained_on']}")
     figures = meta.get("figures")
     return CARD.format(
         name=bundle.info.name,
         caveats="\n".join(f"- {c}" for c in _caveats(kinds, figures if isinstance(figures, dict) else {}, meta)),
-        components="\n".join(f"- {k}: {v / 1e6:.2f} M parameters" for k, v in counts.items()),
+        components="\n".join(f"- {k}: {v / 1e6:.2f} M parameters" for k, v in bundle.parameter_counts().items()),
         labels=", ".join(bundle.info.labels),
-        data="\n".join(data) or "- not recorded",
+        data="\n".join(_training_data(kinds, meta)) or "- not recorded",
         figures=json.dumps(figures if figures is not None else "not measured yet", indent=2),
     )
+
+
+def _training_data(kinds: list[str], meta: dict[str, Any]) -> list[str]:
+    """One line per kind of training source, named without its path (local paths stay local)."""
+    data = [f"- {DATA_KINDS.get(kind, kind)}" for kind in dict.fromkeys(kinds)]
+    if isinstance(meta.get("trained_on"), str):
+        data.append(f"- {meta['trained_on']}")
+    return data
 
 
 def _caveats(kinds: list[str], figures: dict[str, Any], meta: dict[str, Any]) -> list[str]:
@@ -112,14 +117,19 @@ def export_for_hub(spec: str, out_dir: Path, overwrite: bool = False) -> Path:
     manifest = read_manifest(source)
     tmp = temp_beside(out_dir)
     try:
-        for name in [MANIFEST, *manifest["files"]]:
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(bundle_file(source, name), tmp / name)  # a link's target, confined to the bundle
-        verify_files(tmp, manifest)  # the copies, in case a file changed after it was verified
-        (tmp / CARD_FILE).write_text(model_card(bundle))
+        _fill(tmp, source, manifest, model_card(bundle))
         swap_in(tmp, out_dir)
     except OSError as err:
         raise OutputError(f"{out_dir}: cannot write ({err.strerror or err})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # our own temp folder, gone already unless something failed
     return out_dir
+
+
+def _fill(folder: Path, source: Path, manifest: dict[str, Any], card: str) -> None:
+    """Copy the manifest and its files from the bundle `source` into `folder`, verify the copies, add the card."""
+    for name in [MANIFEST, *manifest["files"]]:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle_file(source, name), folder / name)  # a link's target, confined to the bundle
+    verify_files(folder, manifest)  # the copies, in case a file changed after it was verified
+    (folder / CARD_FILE).write_text(card)

@@ -1,16 +1,19 @@
-"""The `ainn` command: thin Typer commands over the library. torch is imported inside commands."""
+"""The `ainn` command: each Typer command builds its options and calls its function in `ainn_cli.commands`
+(imported when the command runs, so `ainn --help` imports no torch)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from typer.core import TyperCommand
 
 from ainn_cli import __version__
+from ainn_cli.audio import SAMPLE_RATE
+from ainn_cli.emotions import LABELS
 from ainn_cli.errors import AinnError
 
 app = typer.Typer(
@@ -24,7 +27,7 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Bundle: reg
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-DEFAULT_EMOTIONS = ("neutral", "angry", "happy", "sad", "surprise")  # the default bundle's prototypes (tested)
+DEFAULT_EMOTIONS = LABELS  # the default bundle's prototypes (tested)
 
 
 class AinnCommand(TyperCommand):
@@ -62,10 +65,17 @@ def friendly(command: F) -> F:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
+
+
+def _succeed(ok: bool) -> None:
+    """Exit 1 when a command reports a failure (some files failed; each was reported already)."""
+    if not ok:
+        raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:
+    """--version: print it and stop."""
     if value:
         typer.echo(f"ainn {__version__}")
         raise typer.Exit()
@@ -89,7 +99,7 @@ def convert(
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     half: Annotated[bool, typer.Option(help="fp16 on CUDA (the vocoder stays fp32).")] = False,
-    sample_rate: Annotated[int | None, typer.Option("--sample-rate", help="Output sample rate in Hz (default 22050).")] = None,
+    sample_rate: Annotated[int | None, typer.Option("--sample-rate", help=f"Output sample rate in Hz (default {SAMPLE_RATE}).")] = None,
     pairing: Annotated[str, typer.Option(help="With a reference folder: same-name (the reference with the source's file name, extension aside) or all (every source with every reference).")] = "same-name",
     shard: Annotated[str | None, typer.Option(help="Convert only part K of N of a folder, e.g. 2/8, for parallel jobs.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (otherwise they are kept, and skipped in folders).")] = False,
@@ -106,14 +116,13 @@ def convert(
 
       ainn convert in_dir/ angry.wav -o out_dir/     (resumes: existing outputs are skipped)
     """
-    from ainn_cli.commands import run_convert
+    from ainn_cli.commands import ConvertOptions, run_convert
 
-    ok = run_convert(
-        source, reference, output, strength=strength, emotion=emotion, model=model, device=device, half=half,
-        sample_rate=sample_rate, pairing=pairing, shard=shard, overwrite=overwrite, as_json=json_out, quiet=quiet,
-    )
-    if not ok:
-        raise typer.Exit(1)
+    _succeed(run_convert(ConvertOptions(
+        source=source, reference=reference, output=output, strength=strength, emotion=emotion, model=model,
+        device=device, half=half, sample_rate=sample_rate, pairing=pairing, shard=shard, overwrite=overwrite,
+        as_json=json_out, quiet=quiet,
+    )))
 
 
 @command()
@@ -127,19 +136,19 @@ def strength(
     json_out: JsonOpt = False,
 ) -> None:
     """Read the emotion, its strength (0 neutral to 1 full-blown) and where in time it sits (cue M)."""
-    from ainn_cli.commands import run_strength
+    from ainn_cli.commands import StrengthOptions, run_strength
 
-    if not run_strength(files, model=model, device=device, plot=plot, as_json=json_out, overwrite=overwrite):
-        raise typer.Exit(1)
+    _succeed(run_strength(StrengthOptions(files=tuple(files), model=model, device=device, plot=plot,
+                                          overwrite=overwrite, as_json=json_out)))
 
 
 @command()
 @friendly
 def info(model: ModelOpt = None, device: DeviceOpt = "auto", json_out: JsonOpt = False) -> None:
     """Versions, the device auto would choose, and the bundle's components and parameter counts."""
-    from ainn_cli.commands import run_info
+    from ainn_cli.commands import InfoOptions, run_info
 
-    run_info(model=model, device=device, as_json=json_out)
+    run_info(InfoOptions(model=model, device=device, as_json=json_out))
 
 
 @command()
@@ -150,10 +159,9 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace the ainn bundle in OUT_DIR (a folder holding anything else is never replaced).")] = False,
 ) -> None:
     """Write a Hub-ready copy of a bundle with a model card (README.md)."""
-    from ainn_cli.card import export_for_hub
+    from ainn_cli.commands import ExportOptions, run_export
 
-    path = export_for_hub(str(bundle_dir), out_dir, overwrite=overwrite)
-    typer.echo(f"wrote {path} (upload with: hf upload OWNER/NAME {path} .)")
+    run_export(ExportOptions(bundle=str(bundle_dir), out_dir=out_dir, overwrite=overwrite))
 
 
 @command()
@@ -174,11 +182,10 @@ def train(
 
     Several GPUs or machines: torchrun --nproc_per_node N -m ainn_cli train ... (DDP; gloo on CPU).
     """
-    from ainn_cli.commands import run_train
+    from ainn_cli.commands import TrainOptions, run_train
 
-    settings = [*(overrides or []), *([f'device="{device}"'] if device else [])]
-    path = run_train(out, config, stage, data, init, resume, export_to, settings, quiet)
-    typer.echo(f"done: {path}")
+    run_train(TrainOptions(out=out, config=config, stage=stage, data=tuple(data or ()), init=init, resume=resume,
+                           export=export_to, overrides=tuple(overrides or ()), device=device, quiet=quiet))
 
 
 @command()
@@ -206,15 +213,14 @@ def evaluate(
 
       ainn evaluate --esd /data/ESD --split test --model mine/ --judge judge_bundle/
     """
-    from ainn_cli.evaluation import EvaluateOptions, run_evaluate
+    from ainn_cli.commands import EvaluateOptions, run_evaluate
 
-    options = EvaluateOptions(model=model, judge=judge, device=device, out=out, plots=plots, overwrite=overwrite,
-                              as_json=json_out)
-    if not run_evaluate(pairs, esd, split, options):
-        raise typer.Exit(1)
+    _succeed(run_evaluate(EvaluateOptions(pairs=pairs, esd=esd, split=split, model=model, judge=judge, device=device,
+                                          out=out, plots=plots, overwrite=overwrite, as_json=json_out)))
 
 
 def main() -> None:
+    """The `ainn` console script."""
     app()
 
 

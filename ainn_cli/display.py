@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -14,8 +16,8 @@ from rich.table import Table
 from ainn_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from ainn_cli.batch import BatchReport
-    from ainn_cli.pipeline import StrengthReading
+    from ainn_cli.batch import BatchReport, Job
+    from ainn_cli.pipeline import ConversionResult, StrengthReading
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 MATPLOTLIB_HINT = "pip install matplotlib (or, in the ainn checkout, pip install -e '.[plot]')"  # ainn is not on PyPI
@@ -57,7 +59,51 @@ def report_table(report: BatchReport) -> Table:
     return table
 
 
-def reading_lines(converted: list[dict[str, object]], most: int = 3) -> list[str]:
+@dataclass(frozen=True)
+class Converted:
+    """What one conversion did, as printed and as JSON (rounded as printed)."""
+
+    source: str
+    reference: str | None
+    output: str
+    emotion: str
+    strength: float
+    reference_label: str | None
+    reference_strength: float | None
+    seconds: float
+    rtf: float
+    prosody: dict[str, float] | None
+
+    @classmethod
+    def of(cls, job: Job, result: ConversionResult) -> Converted:
+        ref, prosody = result.reference, result.prosody
+        return cls(
+            source=str(job.source), reference=str(job.reference) if job.reference else None, output=str(job.output),
+            emotion=result.emotion, strength=round(result.strength, 3), reference_label=ref.label if ref else None,
+            reference_strength=round(ref.strength, 3) if ref else None, seconds=round(result.seconds, 3),
+            rtf=round(result.rtf, 3),
+            prosody=None if prosody is None else {k: round(v, 2) for k, v in vars(prosody).items()},
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def sentence(self) -> str:
+        """`out.wav: angry at strength 0.8 (reference strength 0.8), 2.1 s, real-time factor 0.05`."""
+        ref = f" (reference strength {self.reference_strength})" if self.reference else ""
+        return (f"{self.output}: {self.emotion} at strength {self.strength}{ref}{_prosody_text(self.prosody)}, "
+                f"{self.seconds} s, real-time factor {self.rtf}")
+
+
+def _prosody_text(change: dict[str, float] | None) -> str:
+    """`, pitch +3.1 st x1.25 range, +6.0 dB, duration x1.10` from a prosody change ('' if none)."""
+    if not change:
+        return ""
+    return (f", pitch {change['pitch_semitones']:+.1f} st x{change['pitch_range']:.2f} range, "
+            f"{change['energy_db']:+.1f} dB, duration x{change['duration']:.2f}")
+
+
+def reading_lines(converted: list[Converted], most: int = 3) -> list[str]:
     """How a folder run read its references (emotion, strength), from the converted files' summaries.
 
     Up to `most` references get a line each, more are counted per emotion with their strength range;
@@ -66,11 +112,10 @@ def reading_lines(converted: list[dict[str, object]], most: int = 3) -> list[str
     readings: dict[str, tuple[str, float, float]] = {}  # reference -> (label, its strength, output strength)
     prototypes: set[tuple[str, float]] = set()
     for item in converted:
-        if item["reference"] is None:
-            prototypes.add((str(item["emotion"]), float(item["strength"])))  # type: ignore[arg-type]
+        if item.reference is None or item.reference_label is None or item.reference_strength is None:
+            prototypes.add((item.emotion, item.strength))
         else:
-            readings.setdefault(str(item["reference"]), (str(item["reference_label"]),
-                                float(item["reference_strength"]), float(item["strength"])))  # type: ignore[arg-type]
+            readings.setdefault(item.reference, (item.reference_label, item.reference_strength, item.strength))
     lines = [f"no reference: the model's {label} prototype, at strength {level}" for label, level in sorted(prototypes)]
     if len(readings) > most:
         counts = Counter(label for label, _, _ in readings.values()).most_common()
@@ -92,6 +137,19 @@ def failure_table(report: BatchReport) -> Table:
     return table
 
 
+def pyplot(option: str) -> Any:
+    """matplotlib.pyplot on the Agg backend, imported only when a plot is asked for; a UsageError naming
+    `option` and the extra to install when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError(f"{option} needs matplotlib: {MATPLOTLIB_HINT}") from None
+    return plt
+
+
 def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str = "") -> Path:
     """A figure of one reading (format from `out`'s extension, 1100 x 450 px as PNG):
 
@@ -100,13 +158,7 @@ def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str
         [ cue M, 0..1 on its own axis     ]
     Mel pixel j spans frame j's hop, so the cue's value j is drawn at the pixel's centre, (j + 0.5) / frame rate.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError(f"--plot needs matplotlib: {MATPLOTLIB_HINT}") from None
+    plt = pyplot("--plot")
     fig, axes = plt.subplot_mosaic([["mel", "prob"], ["cue", "prob"]], figsize=(11, 4.5), layout="constrained",
                                    width_ratios=[4, 1], height_ratios=[3, 1.4])
     seconds = mel.shape[1] / reading.frame_rate

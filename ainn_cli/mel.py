@@ -2,12 +2,11 @@
 
     wave (B, N) --reflect pad 384--> |STFT| (B, 513, N // 256) --mel--> (B, 80, N // 256) --log-->
 
-`chunk_spans` splits a long mel into chunks that each see some context frames of their neighbours.
+`log_mel_in_chunks` computes the same mel of a long wave in bounded memory (chunks.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ainn_cli.audio import F_MAX, F_MIN, HOP_LENGTH, LOG_CLAMP, N_FFT, N_MELS, PAD, SAMPLE_RATE
+from ainn_cli.chunks import Span, map_chunks
 
 
 def hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -84,13 +84,6 @@ def _front_end(device: str) -> LogMel:
     return LogMel().to(device)
 
 
-def chunk_spans(frames: int, chunk: int, context: int) -> Iterator[tuple[int, int, int, int]]:
-    """(start, stop) of each chunk of `frames` and (lo, hi) of it widened by `context` frames per side."""
-    for start in range(0, frames, chunk):
-        stop = min(frames, start + chunk)
-        yield start, stop, max(0, start - context), min(frames, stop + context)
-
-
 def log_mel_in_chunks(wave: torch.Tensor, chunk: int) -> torch.Tensor:
     """`log_mel` of a long `(N,)` waveform, `chunk` frames at a time: the same `(1, 80, N // 256)` in bounded memory.
 
@@ -98,11 +91,9 @@ def log_mel_in_chunks(wave: torch.Tensor, chunk: int) -> torch.Tensor:
     [256 (a - 2), 256 b + 384), clipped to the wave: that piece's own reflect padding reaches only
     frames outside [a, b), except at the ends of the wave, where it is the padding log_mel uses.
     """
-    frames = wave.shape[-1] // HOP_LENGTH
-    pieces = []
-    for start in range(0, frames, chunk):
-        stop = min(frames, start + chunk)
-        lo, hi = max(0, start - 2) * HOP_LENGTH, min(wave.shape[-1], stop * HOP_LENGTH + PAD)
-        offset = lo // HOP_LENGTH
-        pieces.append(log_mel(wave[lo:hi])[..., start - offset : stop - offset])
-    return torch.cat(pieces, dim=-1)
+    samples = wave.shape[-1]
+
+    def piece(s: Span) -> torch.Tensor:
+        return log_mel(wave[s.lo * HOP_LENGTH : min(samples, s.stop * HOP_LENGTH + PAD)])
+
+    return map_chunks(samples // HOP_LENGTH, piece, chunk, context=2)

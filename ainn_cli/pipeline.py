@@ -16,26 +16,31 @@ import torch
 
 from ainn_cli.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE, Audio, prepare
 from ainn_cli.bundle import Bundle, load_bundle
+from ainn_cli.chunks import Span, map_chunks
 from ainn_cli.device import resolve_device
+from ainn_cli.emotions import strength_of
 from ainn_cli.errors import BundleError, DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
-from ainn_cli.mel import chunk_spans, log_mel, log_mel_in_chunks
+from ainn_cli.mel import log_mel, log_mel_in_chunks
+from ainn_cli.models.predictor import ProsodyPredictor
+from ainn_cli.models.recognizer import Recognition, Recognizer
+from ainn_cli.models.vocoder import HifiGan, receptive_radius
 from ainn_cli.pitch import Pitch, pitch_track, prosody_inputs, yin
 from ainn_cli.prosody import (
     NEPER_TO_DB,
     Prosody,
-    ProsodyPredictor,
     apply_change,
     new_length,
     reshape_mel,
     retime,
 )
-from ainn_cli.recognizer import Recognition, Recognizer
-from ainn_cli.vocoder import HifiGan, receptive_radius
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
 MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
-CONTEXT = 96  # mel frames (~1.1 s) of neighbour context per chunk side: more than R -> Ec -> G sees
+# mel frames (~1.1 s) of neighbour context per chunk side. It covers the convolutions' reach (a one-frame change
+# moves R's features 32 frames and Ec -> G's output 46 frames away, tested); instance/group norm and the cue's
+# max-normalisation see the whole chunk, so chunks are close to one pass (tested), not bit-equal to it
+CONTEXT = 96
 READ_CHUNK_FRAMES = 4 * CHUNK_FRAMES  # mel frames (~95 s) read at once; a longer recording is read in chunks
 SELF_TEST_SECONDS = 0.3  # of noise run through every path when a bundle loads (inputs need 0.25 s)
 
@@ -47,7 +52,6 @@ class StrengthReading:
     label: str
     probabilities: dict[str, float]
     strength: float  # calibrated, 0 = neutral, 1 = full-blown
-    raw_strength: float  # Rs output before calibration
     cue: tuple[float, ...]  # emotional cue M per mel frame
     seconds: float
     frame_rate: float = FRAME_RATE
@@ -142,9 +146,9 @@ class Pipeline:
         raw = float(rec.strength[0])
         if not np.isfinite([*probs, raw]).all():
             raise BundleError(f"{self.bundle.path}: the recognizer gives NaN or infinite outputs")
-        strength = 0.0 if label == "neutral" else self.bundle.info.calibration.calibrate(label, raw)
+        strength = self.bundle.info.calibration.calibrate(label, raw)
         reading = StrengthReading(
-            label=label, probabilities=dict(zip(self.labels, probs)), strength=strength, raw_strength=raw,
+            label=label, probabilities=dict(zip(self.labels, probs)), strength=strength,
             cue=tuple(rec.cue[0].float().cpu().tolist()), seconds=len(samples) / SAMPLE_RATE,
         )
         return mel, rec, reading
@@ -153,9 +157,7 @@ class Pipeline:
         """R on a long mel `(1, 80, T)` in bounded memory: the trunk in chunks with CONTEXT frames per side (as
         `convert_mel`), then the heads on the features `(1, C, T)`. With one chunk it is forward."""
         r = cast(Recognizer, self.recognizer)
-        features = torch.cat([r.features(mel[..., lo:hi])[..., start - lo : stop - lo]
-                              for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, CONTEXT)], dim=-1)
-        return r.heads(features)
+        return r.heads(map_chunks(mel.shape[-1], lambda s: r.features(mel[..., s.lo : s.hi]), chunk, CONTEXT))
 
     @torch.inference_mode()
     def strength(self, wave: Audio | np.ndarray) -> StrengthReading:
@@ -174,7 +176,7 @@ class Pipeline:
         reading, embedding = self._target(reference, emotion)
         label = reading.label if reading else str(emotion)
         level = _level(label, strength, reading)
-        raw = 0.0 if label == "neutral" else self.bundle.info.calibration.raw(label, level)
+        raw = self.bundle.info.calibration.raw(label, level)
         samples = _samples(source)
         strength_in = torch.full((1,), raw, device=self.device, dtype=self.dtype)
         level_in = torch.full((1,), level, device=self.device, dtype=self.dtype)
@@ -245,31 +247,34 @@ class Pipeline:
             wanted = apply_change(source, change.to(source.log_f0.dtype)).retimed(length)
             frames = retime(frames, length)
             prosody = prosody_inputs(wanted.log_f0, wanted.voiced, wanted.energy).to(self.dtype)
-        pieces = []
-        for start, stop, lo, hi in chunk_spans(frames.shape[-1], chunk, CONTEXT):
-            part = None if prosody is None else prosody[..., lo:hi]
-            out = self.generator(frames[..., lo:hi], target.embedding, target.strength, timbre, part)
-            pieces.append(out[..., start - lo : stop - lo])
-        return torch.cat(pieces, dim=-1)
+        def generate(s: Span) -> torch.Tensor:
+            part = None if prosody is None else prosody[..., s.lo : s.hi]
+            out: torch.Tensor = self.generator(frames[..., s.lo : s.hi], target.embedding, target.strength, timbre,
+                                               part)
+            return out
+
+        return map_chunks(frames.shape[-1], generate, chunk, CONTEXT)
 
     def _encode(self, mel: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Content frames `(1, D, T)` of a mel `(1, 80, T)` in chunks, and the first chunk's timbre `(1, S)`."""
-        pieces, timbre = [], None
-        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, CONTEXT):
-            part = mel[..., lo:hi]
+        timbres: list[torch.Tensor] = []
+
+        def encode(s: Span) -> torch.Tensor:
+            part = mel[..., s.lo : s.hi]
             content = self.content(part, self.recognizer(part).cue)
-            timbre = content.timbre if timbre is None else timbre
-            pieces.append(content.frames[..., start - lo : stop - lo])
-        assert timbre is not None
-        return torch.cat(pieces, dim=-1), timbre
+            timbres.append(content.timbre)
+            frames: torch.Tensor = content.frames
+            return frames
+
+        frames = map_chunks(mel.shape[-1], encode, chunk, CONTEXT)
+        return frames, timbres[0]
 
     def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES) -> np.ndarray:
         """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap."""
-        mel, pieces = mel.to(torch.float32), []
-        for start, stop, lo, hi in chunk_spans(mel.shape[-1], chunk, self.vocoder_context):
-            wave = self.vocoder(mel[..., lo:hi])[0]
-            pieces.append(wave[(start - lo) * HOP_LENGTH : (stop - lo) * HOP_LENGTH])
-        return torch.cat(pieces).float().cpu().numpy()
+        mel = mel.to(torch.float32)
+        wave = map_chunks(mel.shape[-1], lambda s: self.vocoder(mel[..., s.lo : s.hi])[0], chunk, self.vocoder_context,
+                          scale=HOP_LENGTH)
+        return wave.float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -299,11 +304,9 @@ def _described(change: torch.Tensor, duration: float) -> ProsodyChange:
 
 def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:
     """Target strength: 0 for neutral, else --strength, else the reference's, else full."""
-    if label == "neutral":
-        return 0.0
-    if strength is not None:
-        return strength
-    return reading.strength if reading is not None else 1.0
+    if strength is None:
+        strength = reading.strength if reading is not None else 1.0
+    return strength_of(label, strength)
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:

@@ -1,12 +1,10 @@
-"""The explicit prosody path: measure an utterance's prosody, predict the emotional change, apply it.
+"""The explicit prosody path: measure an utterance's prosody and apply a predicted change to it.
 
-    e (B, E), level (B,) --MLP--> change (B, 4) = level * [d median ln f0, ln range ratio,
-                                                            d energy, ln duration ratio]
+    change (B, 4) = [d median ln f0, ln range ratio, d energy, ln duration ratio]  (models/predictor.py)
     source prosody (B, T) --shift/scale voiced ln f0, raise speech energy--> target prosody
     content, prosody (B, C, T) --linear resampling in time by exp(ln duration ratio)--> (B, C, T')
 
-`level` is the calibrated strength in [0, 1]: level 0 gives exactly the source's prosody. The
-predictor is trained on RAVDESS's parallel takes (an actor's emotional take minus the neutral take
+The predictor is trained on RAVDESS's parallel takes (an actor's emotional take minus the neutral take
 of the same sentence, see `measure_change`).
 """
 
@@ -19,25 +17,17 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ainn_cli.audio import F_MAX, F_MIN, N_MELS
 from ainn_cli.mel import hz_to_mel, mel_to_hz
 from ainn_cli.pitch import energy
 
-CHANGES = ("log_f0_shift", "log_f0_range", "energy_shift", "log_duration")
+CHANGES = ("log_f0_shift", "log_f0_range", "energy_shift", "log_duration")  # what the predictor predicts
 SPEECH_DB = 40.0  # frames within this many dB of the loudest count as speech (duration, energy)
 NEPER_TO_DB = 20 / math.log(10)  # energy is ln of a magnitude
 MAX_RATE_CHANGE = 0.5  # |ln duration ratio| is clipped here (x0.61 .. x1.65)
 MAX_WARP = 2.0  # frequency warp of the fine structure: at most one octave either way
 ENVELOPE_CEPSTRA = 14  # cepstra of the 80-band log-mel that form the spectral envelope
-
-
-@dataclass(frozen=True)
-class ProsodyPredictorConfig:
-    emotion_dim: int = 128
-    hidden: int = 128
-    changes: int = len(CHANGES)
 
 
 @dataclass(frozen=True)
@@ -57,22 +47,6 @@ class Prosody:
         voiced = retime(self.voiced.unsqueeze(1).float(), frames).squeeze(1)
         return Prosody(retime(self.log_f0.unsqueeze(1), frames).squeeze(1), (voiced > 0.5).float(),
                        retime(self.energy.unsqueeze(1), frames).squeeze(1))
-
-
-class ProsodyPredictor(nn.Module):
-    """Emotion embedding `(B, E)` and strength level `(B,)` -> prosody change `(B, 4)` (see CHANGES)."""
-
-    def __init__(self, config: ProsodyPredictorConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.net = nn.Sequential(
-            nn.Linear(config.emotion_dim + 1, config.hidden), nn.GELU(),
-            nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.changes),
-        )
-
-    def forward(self, emotion: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        change: torch.Tensor = level.unsqueeze(-1) * self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
-        return change
 
 
 def speech_mask(frame_energy: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ainn_cli.audio import SAMPLE_RATE, read_audio, write_wav
-from ainn_cli.evaluation import _whisper
+from ainn_cli.eval.scoring import whisper_transcriber
 from benchmarks.ravdess_pairs import EMOTIONS, ravdess_file
 
 READERS = ("40", "196", "289", "405", "625", "1069", "1363", "1743", "2033", "2436", "2911", "3259", "3807",
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
     parser.add_argument("--readers", nargs="+", default=list(READERS))
     args = parser.parse_args()
-    transcribe = _whisper({}, [])
+    transcribe = whisper_transcriber({}, [])
     if transcribe is None:
         raise SystemExit("needs the wer extra: pip install -e '.[wer]'")
     (args.out / "sources").mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import remove_weight_norm, weight_norm
 
-from ainn_cli.vocoder import VocoderConfig
+from ainn_cli.models.vocoder import VocoderConfig
 
 
 class ReferenceResBlock(nn.Module):

@@ -19,7 +19,7 @@ import torch
 
 from ainn_cli.hub import registry
 from ainn_cli.mel import log_mel
-from ainn_cli.vocoder import HifiGan
+from ainn_cli.models.vocoder import HifiGan
 from benchmarks.reference_hifigan import ReferenceGenerator, remove_all_weight_norm
 from benchmarks.speed import clip, interleaved_seconds
 

@@ -51,7 +51,7 @@ def test_pairs_never_reuse_the_source_sentence_as_reference(tmp_path: Path) -> N
 
 
 def test_csv_header_is_what_evaluate_reads(tmp_path: Path) -> None:
-    from ainn_cli.eval_pairs import read_pairs
+    from ainn_cli.eval.pairs import read_pairs
     from benchmarks.ravdess_pairs import FIELDS
 
     path = tmp_path / "p.csv"

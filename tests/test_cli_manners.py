@@ -172,7 +172,7 @@ def test_plot_names_the_file_and_gives_the_cue_its_own_axis(tmp_path: Path) -> N
 
     cue = tuple(float(v) for v in np.linspace(0, 1, 100))
     reading = StrengthReading(label="sad", probabilities={"neutral": 0.2, "sad": 0.8}, strength=0.6,
-                              raw_strength=0.5, cue=cue, seconds=100 / 86.1328125)
+                              cue=cue, seconds=100 / 86.1328125)
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text in the SVG
         plot_reading(tmp_path / "x.svg", np.full((80, 100), -5.0), reading, name="/data/take [2].wav")
     svg = (tmp_path / "x.svg").read_text()

@@ -13,12 +13,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner, Result
 
-from ainn_cli import metrics
 from ainn_cli.audio import SAMPLE_RATE
 from ainn_cli.cli import app
 from ainn_cli.errors import UsageError
-from ainn_cli.eval_pairs import ESD_SPEAKERS, esd_pairs, read_pairs
-from ainn_cli.metrics import estimate, f0_match, f0_yin, mcd_dtw, mcd_frames, speech_cepstrum, word_errors
+from ainn_cli.eval import metrics
+from ainn_cli.eval.metrics import estimate, f0_match, f0_yin, mcd_dtw, mcd_frames, speech_cepstrum, word_errors
+from ainn_cli.eval.pairs import ESD_SPEAKERS, esd_pairs, read_pairs
 from tests.conftest import SAMPLES, tone
 
 runner = CliRunner()

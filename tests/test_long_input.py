@@ -8,16 +8,18 @@ and the suite must hold with either.
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
 from ainn_cli.mel import log_mel
-from ainn_cli.pipeline import load_pipeline
+from ainn_cli.pipeline import CONTEXT, load_pipeline
 from ainn_cli.prosody import retime
 from tests.conftest import tone
 
@@ -55,6 +57,40 @@ def test_vocoder_chunks_are_exact_with_its_receptive_radius(tiny_bundle: Path) -
     pipe.vocoder_context = 0
     blind = np.abs(pipe.vocode(mel, chunk=64) - whole).max()
     assert exact < 1e-6 and blind > 1e-4, (exact, blind)  # the waveform peaks at about 0.1
+
+
+def _without_whole_chunk_statistics(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `module` with its instance and group norms (which see the whole chunk) taken out."""
+    module = copy.deepcopy(module)
+    for name, child in list(module.named_modules()):
+        if isinstance(child, (torch.nn.InstanceNorm1d, torch.nn.GroupNorm)):
+            parent = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+            setattr(parent, name.rpartition(".")[2], torch.nn.Identity())
+    return module
+
+
+@torch.no_grad()
+def test_context_covers_the_convolutions_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What CONTEXT guarantees: through R's trunk, and through Ec then G, a change at one frame reaches fewer
+    than CONTEXT frames. (Instance/group norm and the cue's max-normalisation see the whole chunk, so chunks
+    are close to one pass, not equal: test_chunks_join_without_a_seam bounds that.)"""
+    pipe = load_pipeline(device="cpu")
+    monkeypatch.setattr(torch.nn.functional, "instance_norm", lambda x, *args, **kwargs: x)  # Ec's bottleneck norm
+    recognizer = _without_whole_chunk_statistics(pipe.recognizer)
+    content, generator = (_without_whole_chunk_statistics(m) for m in (pipe.content, pipe.generator))
+    mel = torch.randn(1, 80, 600, generator=torch.Generator().manual_seed(0)) - 5
+    poked = mel.clone()
+    poked[..., 300] += 3.0
+    cue, emb = torch.ones(1, 600), torch.nn.functional.normalize(torch.ones(1, 128), dim=-1)
+
+    def through_ec_and_g(x: torch.Tensor) -> torch.Tensor:
+        c = content(x, cue)
+        return generator(c.frames, emb, torch.full((1,), 0.5), torch.zeros_like(c.timbre))
+
+    for name, run in (("R", recognizer.features), ("Ec -> G", through_ec_and_g)):  # reach today: R 32, Ec -> G 46
+        changed = ((run(mel) - run(poked)).abs().amax(dim=1)[0] > 1e-6).nonzero().flatten()
+        reach = int((changed - 300).abs().max())
+        assert 0 < reach < CONTEXT, f"{name}: a one-frame change reaches {reach} frames; CONTEXT is {CONTEXT}"
 
 
 def test_chunks_join_without_a_seam() -> None:

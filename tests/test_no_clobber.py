@@ -14,11 +14,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner, Result
 
-from ainn_cli.audio import SAMPLE_RATE, atomic_output
+from ainn_cli.audio import SAMPLE_RATE
 from ainn_cli.bundle import load_bundle, save_bundle
 from ainn_cli.bundle_files import check_destination
 from ainn_cli.cli import app
 from ainn_cli.errors import OutputError, OutputExists
+from ainn_cli.files import atomic_output
 from tests.conftest import make_tiny_bundle, one_line, tiny_modules, tone
 
 

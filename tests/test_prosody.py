@@ -10,13 +10,12 @@ import pytest
 import torch
 
 from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE
-from ainn_cli.generator import Generator, GeneratorConfig
 from ainn_cli.mel import log_mel
+from ainn_cli.models.generator import Generator, GeneratorConfig
+from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
 from ainn_cli.pitch import Pitch, continuous_log_f0, energy, yin
 from ainn_cli.prosody import (
     Prosody,
-    ProsodyPredictor,
-    ProsodyPredictorConfig,
     apply_change,
     measure_change,
     new_length,
@@ -219,8 +218,8 @@ def test_fit_prosody_learns_a_linear_change() -> None:
 def test_a_bundle_with_a_predictor_reshapes_the_source(tmp_path: Path) -> None:
     """Paper generator + predictor: the pipeline applies the predicted change to the source mel itself."""
     from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
+    from ainn_cli.models.recognizer import LABELS
     from ainn_cli.pipeline import load_pipeline
-    from ainn_cli.recognizer import LABELS
     from tests.conftest import tiny_modules, tone
 
     predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8))

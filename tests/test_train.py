@@ -96,6 +96,25 @@ def test_prosody_variant_trains_exports_and_converts(manifest: Path, tmp_path: P
     assert flat.prosody is not None and flat.prosody.pitch_semitones == 0.0 and len(flat.wave) == len(source)
 
 
+def test_reshape_variant_fine_tunes_only_the_generator_on_parallel_takes(manifest: Path, tmp_path: Path) -> None:
+    """Stage II of the reshape variant from a Stage I run: env and par from the manifest's parallel takes,
+    only G changes, and the bundle keeps a prosody predictor with the paper's generator (DSP reshaping)."""
+    base = config(manifest, tmp_path, "stage1.steps=1", "variant=\"reshape\"")
+    train(base, tmp_path / "start", stages=("stage1",), quiet=True)
+    start = tmp_path / "start" / "stage1" / "latest.pt"
+    cfg = config(manifest, tmp_path, "stage2.steps=1", "variant=\"reshape\"",
+                 "stage2.lambdas={ rec = 1, env = 1, par = 0.3 }")
+    train(cfg, tmp_path / "run", stages=("stage2",), init=start, export=tmp_path / "bundle", quiet=True)
+    row = read_log(tmp_path / "run" / "stage2" / "log.csv")[0]
+    assert {"rec", "env", "par"} <= set(row) and math.isfinite(float(row["env"]))
+    before = torch.load(start, weights_only=True)["nets"]
+    after = torch.load(tmp_path / "run" / "stage2" / "latest.pt", weights_only=True)["nets"]
+    shared = [k for k in after if k in before and before[k].shape == after[k].shape]
+    assert {k.split(".")[0] for k in shared if not torch.equal(before[k], after[k])} == {"generator"}
+    pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
+    assert pipe.prosody is not None and pipe.generator.config.prosody_dim == 0
+
+
 def test_recognizer_stage_trains_only_the_recognizer(manifest: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(config(manifest, tmp_path, "recognizer.steps=2"), run, stages=("recognizer",), quiet=True)
@@ -115,6 +134,29 @@ def test_ablation_variants_train(manifest: Path, tmp_path: Path, variant: str) -
     train(cfg, tmp_path / "run", stages=("stage1",), quiet=True)
     names = set(read_log(tmp_path / "run" / "stage1" / "log.csv")[0])
     assert ("str" in names) == (variant != "baseline")
+
+
+def test_no_cue_variants_save_the_cue_switch_and_convert_as_they_trained(manifest: Path, tmp_path: Path) -> None:
+    """The ablations' cue switch is in both encoders' saved configs: the exported bundle's Ec and Ee ignore
+    the cue at conversion exactly as in Stage I (a timbre and an embedding that do not move with M)."""
+    cfg = config(manifest, tmp_path, "stage1.steps=1", "variant=\"no_cue\"")
+    assert not cfg.model.content_encoder.use_cue and not cfg.model.emotion_encoder.use_cue
+    train(cfg, tmp_path / "run", stages=("stage1",), export=tmp_path / "bundle", quiet=True)
+    saved = json.loads((tmp_path / "bundle" / "content_encoder" / "config.json").read_text())
+    assert saved["use_cue"] is False
+    pipe = load_pipeline(str(tmp_path / "bundle"), device="cpu")
+    mel = torch.randn(1, 80, 40) - 5
+    cue_a, cue_b = torch.zeros(1, 40), torch.linspace(0, 1, 40).unsqueeze(0)
+    assert torch.equal(pipe.content(mel, cue_a).timbre, pipe.content(mel, cue_b).timbre)
+    assert torch.equal(pipe.emotion(mel, cue_a), pipe.emotion(mel, cue_b))
+
+
+def test_an_explicit_use_cue_wins_over_the_variant(tmp_path: Path) -> None:
+    default = REPO / "configs" / "default.toml"
+    cfg = load_config(default, ["variant=baseline", "model.content_encoder.use_cue=true"])
+    assert cfg.model.content_encoder.use_cue and not cfg.model.emotion_encoder.use_cue
+    paper = load_config(default, ["model.emotion_encoder.use_cue=false"])
+    assert not paper.model.emotion_encoder.use_cue and paper.model.content_encoder.use_cue
 
 
 def test_resume_continues_exactly(manifest: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,22 @@ def test_an_existing_run_refuses_before_rewriting_anything(manifest: Path, tmp_p
     ("model.generator.channels=1000000000", "model.generator: channels: 1000000000 is outside"),
     ("model.recognizer.channels=30000", "parameters, more than the limit"),
     ("model.content_encoder.layers=10000000", "layers: 10000000 is outside"),
-    ("data=5", "data is not a table"), ("data.batch_size.x=1", "batch_size is not a table"),
+    ("data=5", "config key data: expected a table, got 5"), ("data.batch_size.x=1", "batch_size is not a table"),
 ])
 def test_hostile_settings_are_one_line_and_touch_nothing(manifest: Path, tmp_path: Path, setting: str,  # noqa: F811
                                                          needle: str) -> None:
     one_line(train(manifest, tmp_path, "--out", str(tmp_path / "run"), "--set", setting), 2, needle)
     assert not (tmp_path / "run").exists()
+
+
+def test_device_and_data_replace_the_configs(manifest: Path, tmp_path: Path) -> None:  # noqa: F811
+    """--device and --data win over --set (and the config file), as the run's resolved config shows."""
+    run = tmp_path / "run"
+    result = train(manifest, tmp_path, "--out", str(run), "--stage", "stage1", "--set", 'device="cuda:7"',
+                   "--set", 'data.sources=["esd:/nowhere"]', "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["device"] == "cpu" and saved["data"]["sources"] == [f"manifest:{manifest}"]
 
 
 def test_no_validation_speakers_means_none(tmp_path: Path) -> None:

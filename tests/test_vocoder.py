@@ -13,7 +13,8 @@ from ainn_cli.audio import read_audio
 from ainn_cli.errors import BundleError
 from ainn_cli.hub import registry
 from ainn_cli.mel import log_mel
-from ainn_cli.vocoder import HifiGan, VocoderConfig, fold_weight_norm, receptive_radius
+from ainn_cli.models.vocoder import HifiGan, VocoderConfig, receptive_radius
+from ainn_cli.train.official_vocoder import fold_weight_norm
 from benchmarks.reference_hifigan import ReferenceGenerator
 from tests.conftest import SAMPLES, TINY_VOCODER
 
@@ -64,7 +65,7 @@ def test_copy_synthesis_of_real_speech(clip: str) -> None:
 
 def test_embedded_vocoder_equals_official_weights() -> None:
     """The shipped fp16 safetensors are the official universal weights, folded (fp16 rounding only)."""
-    from ainn_cli.vocoder import official_state_dict
+    from ainn_cli.train.official_vocoder import official_state_dict
 
     try:
         official = official_state_dict()
@@ -85,7 +86,7 @@ def test_vocoder_config_is_v1() -> None:
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_official_weights_match_reference_implementation() -> None:
     """Official checkpoint through the reference generator vs our folded fp16 copy, on a real mel."""
-    from ainn_cli.vocoder import official_checkpoint_path
+    from ainn_cli.train.official_vocoder import official_checkpoint_path
     from benchmarks.reference_hifigan import remove_all_weight_norm
 
     try:

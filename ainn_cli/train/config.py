@@ -13,24 +13,26 @@ from typing import Any
 
 import tomllib
 
-from ainn_cli.content import ContentEncoderConfig
-from ainn_cli.emotion import EmotionEncoderConfig
 from ainn_cli.errors import UsageError
-from ainn_cli.generator import GeneratorConfig
-from ainn_cli.prosody import ProsodyPredictorConfig
-from ainn_cli.recognizer import RecognizerConfig
+from ainn_cli.models.content import ContentEncoderConfig
+from ainn_cli.models.emotion import EmotionEncoderConfig
+from ainn_cli.models.generator import GeneratorConfig
+from ainn_cli.models.predictor import ProsodyPredictorConfig
+from ainn_cli.models.recognizer import RecognizerConfig
 
 # Inclusive ranges of numeric keys by pattern (the first match wins); any other number must be >= 0.
 RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
     ("data.segment_frames", (8, 100_000)), ("data.batch_size", (1, 4096)), ("data.workers", (0, 256)),
     ("data.n_val", (0, 10_000)), ("data.n_test", (0, 10_000)), ("*.steps", (0, 100_000_000)),
     ("*.lr", (1e-12, 1.0)), ("grad_clip", (1e-9, 1e9)), ("seed", (0, 2**32 - 1)), ("*_every", (1, 100_000_000)),
-    ("val_batches", (1, 1_000_000)),
+    ("val_batches", (1, 1_000_000)), ("probe_width", (1, 65_536)), ("*.weight_decay", (0.0, 1.0)),
 )
-# the paper's three ablation rows (full model, Stage I without the cue, rec + cls only) and the
-# explicit-prosody model; "full" is the paper model's old name and still accepted
-VARIANTS = ("paper", "no_cue", "baseline", "prosody")
+# the paper's three ablation rows (full model, Stage I without the cue, rec + cls only), the explicit-prosody
+# model (G renders a contour) and `reshape` (the paper model after the prosody predictor's DSP, G fine-tuned on
+# RAVDESS's parallel takes: env, par); "full" is the paper model's old name and still accepted
+VARIANTS = ("paper", "no_cue", "baseline", "prosody", "reshape")
 VARIANT_ALIASES = {"full": "paper"}
+NO_CUE_VARIANTS = ("no_cue", "baseline")  # their encoders default to use_cue = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class StageConfig:
     steps: int = 4000
     lr: float = 2e-4
     lambdas: dict[str, float] = field(default_factory=dict)
+    betas: tuple[float, float] = (0.8, 0.99)  # AdamW
+    weight_decay: float = 0.0  # AdamW
 
 
 def _stage1() -> StageConfig:
@@ -84,7 +88,10 @@ class TrainConfig:
     variant: str = "paper"
     init_bundle: str = ""  # start Stage I from this bundle's weights (matching tensors), not at random
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N; torchrun ranks use their local GPU
-    triplet_margin: float = 0.2
+    triplet_margin: float = 0.2  # str: the triplet's cosine-distance margin
+    triplet_closeness: float = 0.25  # str: positives are the same emotion at intensities at most this far apart
+    keep_reference_strength: float = 0.5  # Stage II: P(convert at the reference's own strength), else uniform
+    probe_width: int = 128  # hidden units of the `dis` emotion probe on pooled content
     grad_clip: float = 5.0
     seed: int = 1234
     log_every: int = 20
@@ -96,8 +103,9 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
 
-def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the TOML file, then `section.key=value` overrides (values parsed as TOML)."""
+def load_config(path: Path | None = None, overrides: list[str] | None = None, check: bool = True) -> TrainConfig:
+    """Defaults, then the TOML file, then `section.key=value` overrides (values parsed as TOML); the types are
+    always checked, the ranges (`validate`) unless `check` is False (for a caller that replaces values first)."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -111,10 +119,31 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         _set(raw, key.strip().split("."), _parse(value.strip()))
     if isinstance(raw.get("variant"), str):
         raw["variant"] = VARIANT_ALIASES.get(raw["variant"], raw["variant"])
+        _default_cue(raw)
     config: TrainConfig = _build(TrainConfig, raw, "")
     if config.variant not in VARIANTS:
         raise UsageError(f"variant must be one of {VARIANTS}, got {config.variant!r}")
-    return validate(config)
+    return validate(config) if check else config
+
+
+def _default_cue(raw: dict[str, Any]) -> None:
+    """The no-cue ablations switch the cue off in both encoders' saved configs (so Stage II and inference
+    read it as Stage I did); a `use_cue` given explicitly wins."""
+    if raw["variant"] not in NO_CUE_VARIANTS:
+        return
+    for encoder in ("content_encoder", "emotion_encoder"):
+        section = _section(raw, ["model", encoder])
+        if section is not None:
+            section.setdefault("use_cue", False)
+
+
+def _section(tree: dict[str, Any], keys: list[str]) -> dict[str, Any] | None:
+    """The nested table at `keys`, created when missing; None when a value in the way is not a table."""
+    for key in keys:
+        tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):
+            return None
+    return tree
 
 
 def validate(config: TrainConfig) -> TrainConfig:
@@ -127,6 +156,13 @@ def validate(config: TrainConfig) -> TrainConfig:
         low, high = next((r for pattern, r in RANGES if fnmatch.fnmatchcase(key, pattern)), (0, math.inf))
         if not (math.isfinite(value) and low <= value <= high):
             raise UsageError(f"config key {key}: {value} is outside {_number(low)}..{_number(high)}")
+    for name in ("stage1", "stage2", "recognizer"):
+        betas = getattr(config, name).betas
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+            raise UsageError(f"config key {name}.betas: two numbers in 0..1 (excluded), got {list(betas)}")
+    for key in ("triplet_closeness", "keep_reference_strength"):
+        if getattr(config, key) > 1:
+            raise UsageError(f"config key {key}: {getattr(config, key)} is outside 0..1")
     labels = config.model.recognizer.labels
     if len(labels) < 2 or labels[0] != "neutral":
         raise UsageError(f"config key model.recognizer.labels: must be neutral then emotions, got {list(labels)}")
@@ -210,6 +246,8 @@ def _checked(key: str, default: Any, value: Any) -> Any:
 def _kind(default: Any, strings: bool) -> str:
     if isinstance(default, tuple):
         return "a list of strings" if strings else "a list"
+    if dataclasses.is_dataclass(default):
+        return "a table"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             dict: "a table"}.get(type(default), type(default).__name__)
 

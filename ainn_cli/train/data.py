@@ -19,16 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ainn_cli.audio import AUDIO_SUFFIXES, read_audio
-from ainn_cli.bundle import audio_settings
+from ainn_cli.audio import AUDIO_SUFFIXES, read_audio, settings
+from ainn_cli.emotions import canonical
 from ainn_cli.errors import AudioError, UsageError
+from ainn_cli.files import replace_file
 from ainn_cli.mel import log_mel
 from ainn_cli.pitch import pitch_track, yin
 from ainn_cli.train.config import DataConfig
 from ainn_cli.train.parallel import Pair, build_pairs
 
-EMOTION_ALIASES = {"neutral": "neutral", "angry": "angry", "happy": "happy", "sad": "sad",
-                   "surprise": "surprise", "surprised": "surprise"}
 RAVDESS_CODES = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "08": "surprise"}
 INTENSITY = {"neutral": 0.0, "normal": 0.5, "strong": 1.0}
 
@@ -67,7 +66,7 @@ def _manifest(file: Path) -> list[Utterance]:
     speaker and take are a parallel pair (used by the prosody variant)."""
     out = []
     for row in _manifest_rows(file):
-        emotion = EMOTION_ALIASES.get(row.get("emotion", "").strip().lower())
+        emotion = canonical(row.get("emotion", ""))
         if emotion is None:
             continue
         level = row.get("intensity", "") or ""
@@ -95,7 +94,7 @@ def _esd(root: Path) -> list[Utterance]:
     """ESD: `<speaker>/<Emotion>/<speaker>_<id>.wav` (English speakers 0011-0020)."""
     out = []
     for file in sorted(root.glob("*/*/*.wav")):
-        emotion = EMOTION_ALIASES.get(file.parent.name.lower())
+        emotion = canonical(file.parent.name)
         if emotion is not None:
             out.append(Utterance(str(file), f"esd_{file.parent.parent.name}", emotion,
                                  0.0 if emotion == "neutral" else float("nan")))
@@ -154,7 +153,7 @@ def split_speakers(utterances: list[Utterance], config: DataConfig) -> dict[str,
 
 
 def cache_key(path: str) -> str:
-    digest = hashlib.sha256(json.dumps(audio_settings(), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(settings(), sort_keys=True).encode())
     try:
         digest.update(Path(path).read_bytes())
     except OSError as err:
@@ -169,10 +168,7 @@ def cached_mel(path: str, cache_dir: Path) -> np.ndarray:
         cached: np.ndarray = np.load(file)
         return cached
     mel = log_mel(read_audio(path).samples)[0].numpy().astype(np.float16)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
-    np.save(tmp, mel)
-    tmp.replace(file)
+    _store(file, mel)
     return mel
 
 
@@ -184,11 +180,14 @@ def cached_pitch(path: str, mel_frames: int, cache_dir: Path) -> np.ndarray:
         return cached
     pitch = yin(read_audio(path).samples)
     values = pitch_track(pitch, mel_frames)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
-    np.save(tmp, values.astype(np.float32))
-    tmp.replace(file)
+    _store(file, values.astype(np.float32))
     return values
+
+
+def _store(file: Path, array: np.ndarray) -> None:
+    """Save a cache entry atomically (parallel workers may write the same one)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    replace_file(file, lambda tmp: np.save(tmp, array))
 
 
 @dataclass

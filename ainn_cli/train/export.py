@@ -10,9 +10,10 @@ import torch
 
 from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
 from ainn_cli.errors import UsageError
+from ainn_cli.models.vocoder import HifiGan, VocoderConfig
 from ainn_cli.train.data import Corpus
-from ainn_cli.train.losses import Nets
-from ainn_cli.vocoder import HifiGan, VocoderConfig, official_state_dict
+from ainn_cli.train.nets import Nets
+from ainn_cli.train.official_vocoder import official_state_dict
 
 CALIBRATION_HIGH_PERCENTILE = 90  # raw Rs of the strongest renditions that maps to strength 1
 

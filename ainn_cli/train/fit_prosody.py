@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ainn_cli.bundle import BundleInfo, load_bundle, save_bundle
-from ainn_cli.prosody import CHANGES, ProsodyPredictor, ProsodyPredictorConfig, measure_change
+from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
+from ainn_cli.prosody import CHANGES, measure_change
 from ainn_cli.train.data import Utterance, cached_mel, cached_pitch, load_source
 from ainn_cli.train.parallel import prosody_of
 

@@ -11,7 +11,6 @@ validation loss. Batches are a function of the step, so `resume` continues the e
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import pickle
@@ -26,22 +25,17 @@ import torch
 from torch import nn
 
 from ainn_cli.bundle import load_strict
-from ainn_cli.content import ContentEncoder
-from ainn_cli.emotion import EmotionEncoder
+from ainn_cli.console import progress_bar
 from ainn_cli.errors import UsageError
-from ainn_cli.generator import Generator
-from ainn_cli.prosody import ProsodyPredictor
-from ainn_cli.recognizer import Recognizer
+from ainn_cli.files import replace_file
 from ainn_cli.train.config import StageConfig, TrainConfig
 from ainn_cli.train.data import Batch, Corpus, batches, make_batch
 from ainn_cli.train.distributed import World, barrier, in_sync, wrap
-from ainn_cli.train.losses import Nets
+from ainn_cli.train.nets import RECOGNIZER_STAGE, LossSettings, Nets, build_nets
 from ainn_cli.train.warmstart import warm_start
 
 STOP = threading.Event()  # set by `request_stop`; the loop checks it between steps
 STAGES = ("stage1", "stage2")  # what --stage both runs
-RECOGNIZER_STAGE = "recognizer"  # R alone, with augmentation: --stage recognizer
-PROSODY_CHANNELS = 3  # ln f0, voicing, energy (pitch.prosody_inputs)
 VAL_SEED_OFFSET = 10_000_019  # validation batches use their own fixed stream
 
 
@@ -54,18 +48,6 @@ class TrainState:
     world: World = field(default_factory=World)
     step: int = 0
     best: float = math.inf
-
-
-def build_nets(config: TrainConfig) -> Nets:
-    model = config.model
-    emotion = dataclasses.replace(model.emotion_encoder, use_cue=config.variant in ("paper", "prosody"))
-    generator = model.generator
-    prosody = None
-    if config.variant == "prosody":
-        generator = dataclasses.replace(generator, prosody_dim=PROSODY_CHANNELS)
-        prosody = ProsodyPredictor(dataclasses.replace(model.prosody, emotion_dim=emotion.embed_dim))
-    return Nets(ContentEncoder(model.content_encoder), EmotionEncoder(emotion),
-                Recognizer(model.recognizer), Generator(generator), prosody)
 
 
 def trainable(nets: Nets, stage: str) -> list[nn.Parameter]:
@@ -96,15 +78,15 @@ def new_state(config: TrainConfig, stage: str, init: Path | None, world: World |
         warm_start(nets.components(), Path(config.init_bundle))
     nets.to(device)
     stage_cfg: StageConfig = getattr(config, stage)
-    optimizer = torch.optim.AdamW(trainable(nets, stage), lr=stage_cfg.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    optimizer = torch.optim.AdamW(trainable(nets, stage), lr=stage_cfg.lr, betas=stage_cfg.betas,
+                                  weight_decay=stage_cfg.weight_decay)
     return TrainState(nets=nets, model=wrap(nets, world, device), optimizer=optimizer, device=device, world=world)
 
 
 def save_checkpoint(state: TrainState, file: Path) -> None:
-    tmp = file.with_suffix(".tmp")
-    torch.save({"nets": state.nets.state_dict(), "optimizer": state.optimizer.state_dict(),
-                "step": state.step, "best": state.best}, tmp)
-    tmp.replace(file)
+    data = {"nets": state.nets.state_dict(), "optimizer": state.optimizer.state_dict(),
+            "step": state.step, "best": state.best}
+    replace_file(file, lambda tmp: torch.save(data, tmp))
 
 
 def read_checkpoint(file: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -144,10 +126,9 @@ def load_checkpoint(state: TrainState, file: Path) -> None:
 
 def compute_losses(model: nn.Module, batch: Batch, config: TrainConfig, stage: str) -> dict[str, torch.Tensor]:
     """`model` is Nets or DDP(Nets); on CUDA the forward runs in bf16 autocast."""
-    cycle = config.stage2.lambdas.get("cycle", 0.0) > 0
     device = batch.mel.device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-        losses: dict[str, torch.Tensor] = model(batch, stage, config.variant, config.triplet_margin, cycle)
+        losses: dict[str, torch.Tensor] = model(batch, stage, LossSettings.of(config))
     return {k: v.float() for k, v in losses.items()}
 
 
@@ -221,12 +202,13 @@ class CsvLog:
 
     def _rewrite(self, names: list[str], rows: list[dict[str, Any]]) -> None:
         """Replace the whole file at once: a crash leaves the old log or the new one, never half of it."""
-        tmp = self.file.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, names)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(self.file)
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, names)
+                writer.writeheader()
+                writer.writerows(rows)
+
+        replace_file(self.file, write)
 
 
 def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, stage: str, init: Path | None,
@@ -243,7 +225,7 @@ def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, st
     elif (folder / "latest.pt").exists():
         raise UsageError(f"{folder} already has a checkpoint; pass --resume to continue it or choose another --out")
     steps = getattr(config, stage).steps
-    with _progress(quiet or not state.world.main) as progress:
+    with progress_bar("{task.description}", "losses", disable=quiet or not state.world.main, console=None) as progress:
         task = progress.add_task(stage, total=steps, completed=state.step, losses="")
         try:
             _loop(state, config, corpora, stage, folder, progress, task, steps)
@@ -302,13 +284,6 @@ def _validate_and_keep_best(state: TrainState, config: TrainConfig, corpora: dic
     if metrics["val_total"] < state.best:
         state.best = metrics["val_total"]
         save_checkpoint(state, folder / "best.pt")
-
-
-def _progress(quiet: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    TextColumn("{task.fields[losses]}"), disable=quiet)
 
 
 def write_run_files(run_dir: Path, config: TrainConfig, split: dict[str, list[str]]) -> None:

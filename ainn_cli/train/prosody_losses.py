@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from ainn_cli.pitch import energy, prosody_inputs
-from ainn_cli.prosody import Prosody, apply_change
+from ainn_cli.prosody import Prosody, apply_change, reshape_mel, split_envelope
 from ainn_cli.train.augment import warp_factors, warp_mel
 from ainn_cli.train.data import Batch, ParallelBatch
 
 if TYPE_CHECKING:
-    from ainn_cli.content import Content
-    from ainn_cli.recognizer import Recognition
-    from ainn_cli.train.losses import Nets
+    from ainn_cli.models.content import Content
+    from ainn_cli.models.recognizer import Recognition
+    from ainn_cli.train.nets import LossSettings, Nets
 
 
 def channels(prosody: Prosody) -> torch.Tensor:
@@ -54,11 +54,35 @@ def parallel_losses(nets: Nets, par: ParallelBatch, warp: bool = True) -> dict[s
     return {"par": F.l1_loss(out, par.target), "pros": F.smooth_l1_loss(change, par.change, beta=0.1)}
 
 
-def target_level(batch: Batch) -> torch.Tensor:
-    """Strength level `(B,)` for Stage II conversions: the reference's intensity or a uniform draw."""
+@torch.no_grad()
+def reshaped_source(nets: Nets, par: ParallelBatch) -> tuple[Content, torch.Tensor, torch.Tensor]:
+    """What G converts in the `reshape` variant: the neutral take with the pair's own measured pitch and energy
+    change applied by DSP (`prosody.reshape_mel`, as `--model` with a prosody predictor does when converting;
+    the duration is kept, since the target is aligned to the source's frames), read by the frozen R and Ec;
+    and the reference's e and raw strength."""
+    change = par.change * torch.tensor([1.0, 1.0, 1.0, 0.0], device=par.change.device)
+    shaped = reshape_mel(par.source, Prosody.of(par.source, par.source_pitch), change)
+    content: Content = nets.content(shaped, nets.recognizer(shaped).cue)
+    ref = nets.recognizer(par.ref, par.label)
+    return content, nets.emotion(par.ref, ref.cue), ref.strength
+
+
+def envelope_losses(nets: Nets, par: ParallelBatch) -> dict[str, torch.Tensor]:
+    """`env`: the spectral envelope (14 cepstra: tilt, formants, level) of G's conversion of the reshaped
+    neutral take against the real emotional take's, DTW-aligned: the voice-quality side of each emotion.
+    `par`: the same on the whole mel (harmonics included, which the DSP placed only on average)."""
+    content, emb, strength = reshaped_source(nets, par)
+    out = nets.generator(content.frames, emb, strength, content.timbre)
+    envelope, target = split_envelope(out)[0], split_envelope(par.target)[0]
+    return {"env": F.l1_loss(envelope, target), "par": F.l1_loss(out, par.target)}
+
+
+def target_level(batch: Batch, keep_reference: float) -> torch.Tensor:
+    """Strength level `(B,)` for Stage II conversions: the reference's intensity (with probability
+    `keep_reference`) or a uniform draw."""
     drawn = torch.rand(batch.ref_label.shape, device=batch.ref.device)
     known = torch.nan_to_num(batch.ref_intensity, nan=1.0) if batch.ref_intensity is not None else drawn
-    level = torch.where(torch.rand_like(drawn) < 0.5, known, drawn)
+    level = torch.where(torch.rand_like(drawn) < keep_reference, known, drawn)
     return level * (batch.ref_label != 0)
 
 
@@ -72,12 +96,12 @@ def read_pair(nets: Nets, batch: Batch) -> tuple[Recognition, Content, torch.Ten
     return src, content, emb_src, ref, nets.emotion(batch.ref, ref.cue)
 
 
-def stage2_prosody_losses(nets: Nets, batch: Batch) -> dict[str, torch.Tensor]:
+def stage2_prosody_losses(nets: Nets, batch: Batch, settings: LossSettings) -> dict[str, torch.Tensor]:
     """Convert each source towards its reference with the predicted prosody; score it from four views."""
     assert batch.pitch is not None and nets.prosody is not None
     src, content, emb_src, ref, emb_ref = read_pair(nets, batch)
     with torch.no_grad():
-        level = target_level(batch)
+        level = target_level(batch, settings.keep_reference_strength)
         raw = ref.strength * level
         source = Prosody.of(batch.mel, batch.pitch)
         wanted = apply_change(source, nets.prosody(emb_ref, level))

@@ -13,7 +13,8 @@ from ainn_cli.train.config import TrainConfig
 from ainn_cli.train.data import Corpus, build_corpus, load_source, split_speakers
 from ainn_cli.train.distributed import World, init_world, shutdown
 from ainn_cli.train.export import export_bundle
-from ainn_cli.train.loop import STAGES, build_nets, load_nets, run_stage, write_run_files
+from ainn_cli.train.loop import STAGES, load_nets, run_stage, write_run_files
+from ainn_cli.train.nets import build_nets
 
 
 def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list[str]]]:
@@ -21,7 +22,7 @@ def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list
     split = split_speakers(utterances, config.data)
     cache = Path(config.data.cache_dir)
     labels = config.model.recognizer.labels
-    prosody = config.variant == "prosody"
+    prosody = config.variant in ("prosody", "reshape")  # pitch and parallel pairs
     corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache, prosody)
                for part, speakers in split.items()}
     return corpora, split

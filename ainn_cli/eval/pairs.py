@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ainn_cli.emotions import LABELS, canonical
 from ainn_cli.errors import UsageError
 
-EMOTIONS = ("neutral", "angry", "happy", "sad", "surprise")  # the order of the table's rows
-ALIASES = {"surprised": "surprise"}
+EMOTIONS = LABELS  # the order of the table's rows
 ESD_EMOTIONS = ("Neutral", "Angry", "Happy", "Sad", "Surprise")  # the order of ESD's id blocks
 ESD_SPEAKERS = tuple(f"{n:04d}" for n in range(11, 21))  # the English speakers 0011-0020
 ESD_BLOCK = 350  # utterances per emotion and speaker
@@ -50,8 +50,8 @@ def _pair(row: dict[str, str | None], base: Path, where: str) -> Pair:
     def path(key: str) -> Path | None:
         return base / get(key) if get(key) else None
 
-    emotion = ALIASES.get(get("target_emotion").lower(), get("target_emotion").lower())
-    if emotion not in EMOTIONS:
+    emotion = canonical(get("target_emotion"))
+    if emotion is None:
         raise UsageError(f"{where}: target_emotion {get('target_emotion')!r} is not one of {', '.join(EMOTIONS)}")
     converted, source, reference = path("converted"), path("source"), path("reference")
     if converted is not None:

@@ -15,12 +15,11 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from ainn_cli import metrics
-from ainn_cli.audio import atomic_output, check_writable
-from ainn_cli.display import MATPLOTLIB_HINT
-from ainn_cli.errors import OutputError, UsageError
-from ainn_cli.eval_pairs import EMOTIONS
-from ainn_cli.metrics import Estimate
+from ainn_cli.display import pyplot as display_pyplot
+from ainn_cli.eval import metrics
+from ainn_cli.eval.metrics import Estimate
+from ainn_cli.eval.pairs import EMOTIONS
+from ainn_cli.files import write_bytes
 
 OUTPUT_FILES = ("results.csv", "summary.json")
 PLOT_FILES = ("confusion.png", "strength.png", "mcd_hist.png")
@@ -123,33 +122,10 @@ def summary_json(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
-def write_atomic(path: Path, data: bytes, overwrite: bool) -> Path:
-    """Write bytes through a hidden temporary file in the same folder, then rename."""
-    check_writable(path, overwrite)
-    try:
-        with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as handle:
-            handle.write(data)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
-    return path
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend; a UsageError naming the extra when it is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError(f"--plots needs matplotlib: {MATPLOTLIB_HINT}") from None
-    return plt
-
-
 def write_plots(folder: Path, results: tuple[UtteranceResult, ...], labels: tuple[str, ...],
                 overwrite: bool) -> list[str]:
     """confusion.png, strength.png and mcd_hist.png where the data exist; notes for those skipped."""
-    plt, done = pyplot(), [r for r in results if not r.error]
+    plt, done = display_pyplot("--plots"), [r for r in results if not r.error]
     judged = [r for r in done if r.recognised]
     scattered = [r for r in judged if math.isfinite(r.strength_error)]
     measured = [r.mcd for r in done if math.isfinite(r.mcd)]
@@ -169,7 +145,7 @@ def write_plots(folder: Path, results: tuple[UtteranceResult, ...], labels: tupl
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
         plt.close(fig)
-        write_atomic(folder / name, buffer.getvalue(), overwrite)
+        write_bytes(folder / name, buffer.getvalue(), overwrite)
     return [f"plots: no data for {', '.join(skipped)} (needs --judge, requested strengths or targets)"] if skipped \
         else []
 

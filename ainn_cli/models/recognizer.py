@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ainn_cli.audio import N_MELS
-from ainn_cli.layers import EPS, ConvBlock, weighted_mean
-
-LABELS = ("neutral", "angry", "happy", "sad", "surprise")
+from ainn_cli.emotions import LABELS
+from ainn_cli.models.layers import EPS, ConvBlock, weighted_mean
 
 
 @dataclass(frozen=True)

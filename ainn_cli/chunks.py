@@ -1,0 +1,41 @@
+"""Long inputs in bounded memory: the one place that cuts a time axis into chunks with context.
+
+    |<- context ->|<------ chunk ------>|<- context ->|   computed
+                  |<------ chunk ------>|                kept
+
+`map_chunks` runs a function on each widened span and keeps each chunk's centre. The log-mel, R,
+Ec, G and the vocoder all go through it (the pipeline in `CHUNK_FRAMES` chunks; the CPU vocoder in
+its own smaller tiles), so a long recording never needs memory in proportion to its length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import torch
+
+
+class Span(NamedTuple):
+    start: int  # first frame of the chunk
+    stop: int  # one past its last frame
+    lo: int  # first frame computed (start - context, clipped)
+    hi: int  # one past the last frame computed (stop + context, clipped)
+
+
+def spans(frames: int, chunk: int, context: int) -> Iterator[Span]:
+    """The chunks of `frames` frames, `chunk` at a time, each widened by `context` frames per side."""
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        yield Span(start, stop, max(0, start - context), min(frames, stop + context))
+
+
+def map_chunks(frames: int, run: Callable[[Span], torch.Tensor], chunk: int, context: int,
+               scale: int = 1) -> torch.Tensor:
+    """`run(span)` on every span; its output's last axis (`scale` values per frame, from `span.lo`) is cropped
+    to the chunk's own frames, and the pieces are joined along that axis."""
+    pieces = []
+    for span in spans(frames, chunk, context):
+        out = run(span)
+        pieces.append(out[..., (span.start - span.lo) * scale : (span.stop - span.lo) * scale])
+    return torch.cat(pieces, dim=-1)

@@ -1,0 +1,41 @@
+"""Prosody predictor P: the emotional prosody change asked of a source, from e and the strength level.
+
+    e (B, E), level (B,) --MLP--> change (B, 4) = level * [d median ln f0, ln range ratio,
+                                                            d energy, ln duration ratio]
+
+`level` is the calibrated strength in [0, 1]: level 0 gives exactly the source's prosody
+(`ainn_cli/prosody.py` measures and applies the change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ainn_cli.prosody import CHANGES
+
+
+@dataclass(frozen=True)
+class ProsodyPredictorConfig:
+    emotion_dim: int = 128
+    hidden: int = 128
+    changes: int = len(CHANGES)
+
+
+
+class ProsodyPredictor(nn.Module):
+    """Emotion embedding `(B, E)` and strength level `(B,)` -> prosody change `(B, 4)` (see CHANGES)."""
+
+    def __init__(self, config: ProsodyPredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = nn.Sequential(
+            nn.Linear(config.emotion_dim + 1, config.hidden), nn.GELU(),
+            nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.changes),
+        )
+
+    def forward(self, emotion: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        change: torch.Tensor = level.unsqueeze(-1) * self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
+        return change

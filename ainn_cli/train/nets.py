@@ -1,0 +1,96 @@
+"""What training optimises: the AINN modules in one `nn.Module`, built from a `TrainConfig`.
+
+    Nets = Ec (content) + Ee (emotion) + R (recognizer) + G (generator)
+           [+ P (prosody predictor, prosody variant)] + probe (training only: the `dis` adversary)
+
+`Nets.forward` returns a stage's named losses (losses.py, prosody_losses.py), so one call runs a
+whole training step and DistributedDataParallel can wrap it. `components()` is what a bundle keeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ainn_cli.models.content import ContentEncoder
+from ainn_cli.models.emotion import EmotionEncoder
+from ainn_cli.models.generator import Generator
+from ainn_cli.models.predictor import ProsodyPredictor
+from ainn_cli.models.recognizer import Recognizer
+from ainn_cli.train.config import TrainConfig
+from ainn_cli.train.data import Batch
+from ainn_cli.train.losses import recognizer_losses, stage1_losses, stage2_losses
+from ainn_cli.train.prosody_losses import envelope_losses, stage2_prosody_losses
+
+PROSODY_CHANNELS = 3  # ln f0, voicing, energy (pitch.prosody_inputs)
+PREDICTOR_VARIANTS = ("prosody", "reshape")  # the variants whose bundles carry a prosody predictor P
+RECOGNIZER_STAGE = "recognizer"  # R alone, with augmentation: --stage recognizer
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """The loss constants of a run (from TrainConfig), passed through `Nets.forward`."""
+
+    variant: str = "paper"
+    triplet_margin: float = 0.2
+    triplet_closeness: float = 0.25
+    keep_reference_strength: float = 0.5
+    cycle: bool = False
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> LossSettings:
+        return cls(variant=config.variant, triplet_margin=config.triplet_margin,
+                   triplet_closeness=config.triplet_closeness,
+                   keep_reference_strength=config.keep_reference_strength,
+                   cycle=config.stage2.lambdas.get("cycle", 0.0) > 0)
+
+
+class Nets(nn.Module):
+    """The four AINN modules, the prosody predictor (prosody variant) and the training-only emotion probe."""
+
+    def __init__(self, content: ContentEncoder, emotion: EmotionEncoder, recognizer: Recognizer,
+                 generator: Generator, prosody: ProsodyPredictor | None = None, probe_width: int = 128) -> None:
+        super().__init__()
+        self.content, self.emotion, self.recognizer, self.generator = content, emotion, recognizer, generator
+        self.prosody = prosody
+        c = content.config
+        self.probe = nn.Sequential(
+            nn.Linear(c.content_dim + c.timbre_dim, probe_width), nn.GELU(),
+            nn.Linear(probe_width, len(recognizer.config.labels)),
+        )
+
+    def forward(self, batch: Batch, stage: str, settings: LossSettings) -> dict[str, torch.Tensor]:
+        """The named losses of a stage (a forward pass, so DistributedDataParallel can wrap it)."""
+        if stage == "stage1":
+            return stage1_losses(self, batch, settings)
+        if stage == RECOGNIZER_STAGE:
+            return recognizer_losses(self, batch)
+        if settings.variant == "prosody":
+            return stage2_prosody_losses(self, batch, settings)
+        losses = stage2_losses(self, batch, settings)
+        if settings.variant == "reshape" and batch.parallel is not None:
+            losses.update(envelope_losses(self, batch.parallel))
+        return losses
+
+    def components(self) -> dict[str, nn.Module]:
+        parts: dict[str, nn.Module] = {"content_encoder": self.content, "emotion_encoder": self.emotion,
+                                       "recognizer": self.recognizer, "generator": self.generator}
+        if self.prosody is not None:
+            parts["prosody"] = self.prosody
+        return parts
+
+
+def build_nets(config: TrainConfig) -> Nets:
+    """Fresh modules from the config's saved component configs (the prosody variant adds P and G's
+    prosody input channels)."""
+    model = config.model
+    generator, prosody = model.generator, None
+    if config.variant == "prosody":
+        generator = dataclasses.replace(generator, prosody_dim=PROSODY_CHANNELS)
+    if config.variant in PREDICTOR_VARIANTS:
+        prosody = ProsodyPredictor(dataclasses.replace(model.prosody, emotion_dim=model.emotion_encoder.embed_dim))
+    return Nets(ContentEncoder(model.content_encoder), EmotionEncoder(model.emotion_encoder),
+                Recognizer(model.recognizer), Generator(generator), prosody, config.probe_width)
