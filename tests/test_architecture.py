@@ -75,3 +75,8 @@ def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
     file.write_text("from ainn_cli.pipeline import Pipeline\nimport rich\n")
     assert imported(file) == {"pipeline.Pipeline", "pipeline", "rich"}
     assert "pipeline" in rule_for("models.recognizer") and "rich" in rule_for("models.recognizer")
+
+
+def test_every_package_folder_is_a_package() -> None:
+    folders = {f.parent for f in PACKAGE.rglob("*.py") if "__pycache__" not in f.parts}
+    assert all((folder / "__init__.py").is_file() for folder in folders), sorted(map(str, folders))
