@@ -45,6 +45,7 @@ from ainn_cli.bundle_files import sha256 as sha256
 from ainn_cli.bundle_files import verify_files as _verify_files
 from ainn_cli.emotions import strength_of
 from ainn_cli.errors import BundleError
+from ainn_cli.files import usual_permissions
 from ainn_cli.models.content import ContentEncoder, ContentEncoderConfig
 from ainn_cli.models.emotion import EmotionEncoder, EmotionEncoderConfig
 from ainn_cli.models.generator import Generator, GeneratorConfig
@@ -146,6 +147,7 @@ def _save_component(root: Path, name: str, module: nn.Module, half: bool) -> dic
     dtype = torch.float16 if half else torch.float32
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(folder / WEIGHTS))
+    usual_permissions(folder / WEIGHTS)  # safetensors writes it private; a bundle is made to be shared
     return {f"{name}/{f}": sha256(folder / f) for f in (CONFIG, WEIGHTS)}
 
 

@@ -34,7 +34,7 @@ def atomic_output(path: Path, overwrite: bool, suffix: str = ".part") -> Iterato
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; outputs get the usual permissions
+        usual_permissions(tmp)  # mkstemp makes files private
         _place(tmp, path, overwrite)
     finally:
         _discard(tmp)
@@ -79,6 +79,12 @@ def replace_file(path: Path, write: Callable[[str], None]) -> Path:
 def first_existing(paths: Iterable[Path]) -> Path | None:
     """The first of `paths` that exists (a dangling symbolic link counts): what stands in a new path's way."""
     return next((p for p in paths if p.exists() or p.is_symlink()), None)
+
+
+def usual_permissions(path: Path | str) -> None:
+    """Give a file the permissions a new file gets here (0666 less the umask): writers such as mkstemp and
+    safetensors make private ones."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def _umask() -> int:

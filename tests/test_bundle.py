@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def test_round_trip_restores_every_weight(tmp_path: Path) -> None:
     assert manifest["format_version"] == FORMAT_VERSION
     assert all(sha256(path / f) == h for f, h in manifest["files"].items())
     assert loaded.info.labels[0] == "neutral" and set(loaded.info.prototypes) == set(loaded.info.labels)
+
+
+def test_a_saved_bundle_can_be_read_by_others(tmp_path: Path) -> None:
+    """Every file gets the usual permissions (0666 less the umask), though safetensors writes private files."""
+    old = os.umask(0o022)
+    try:
+        path = make_tiny_bundle(tmp_path / "b", seed=1)
+    finally:
+        os.umask(old)
+    modes = {f.relative_to(path).as_posix(): f.stat().st_mode & 0o777 for f in path.rglob("*") if f.is_file()}
+    assert modes and set(modes.values()) == {0o644}, modes
 
 
 def test_corrupted_weights_fail_with_file_name(bundle_copy: Path) -> None:
