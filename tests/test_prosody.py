@@ -253,6 +253,21 @@ def test_the_embedded_prosody_bundle_is_the_default_plus_a_predictor() -> None:
     assert change[0] > 0 and change[2] > 0  # a full-strength angry prototype raises pitch and energy
 
 
+def test_the_embedded_reshape_bundle_fine_tunes_only_the_prosody_bundles_generator() -> None:
+    """`--model reshape` is `--model prosody` with G fine-tuned (configs/reshape.toml): every other weight is
+    the same, and G still reads no prosody channels (the predictor's DSP reshapes the mel before it)."""
+    from ainn_cli.bundle import load_bundle
+    from ainn_cli.hub import registry
+
+    bundles = registry()
+    reshape, prosody = load_bundle(bundles["reshape"]), load_bundle(bundles["prosody"])
+    assert set(reshape.modules) == set(prosody.modules) and reshape.modules["generator"].config.prosody_dim == 0
+    changed = {name for name, module in prosody.modules.items()
+               if any(not torch.equal(reshape.modules[name].state_dict()[k], v)
+                      for k, v in module.state_dict().items())}
+    assert changed == {"generator"}
+
+
 def test_the_default_cue_has_no_spike_at_the_edges() -> None:
     """The recognizer pads with edge copies (edge_pad): the cue does not jump in the last or first frames
     (zero padding read as a loud burst next to silence and spiked them)."""
