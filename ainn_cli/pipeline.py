@@ -21,7 +21,7 @@ from ainn_cli.device import resolve_device
 from ainn_cli.emotions import strength_of
 from ainn_cli.errors import BundleError, DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
-from ainn_cli.mel import log_mel, log_mel_in_chunks
+from ainn_cli.mel import log_mel_in_chunks
 from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.models.recognizer import Recognition, Recognizer
 from ainn_cli.models.vocoder import HifiGan, receptive_radius
@@ -41,7 +41,7 @@ MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
 # moves R's features 32 frames and Ec -> G's output 46 frames away, tested); instance/group norm and the cue's
 # max-normalisation see the whole chunk, so chunks are close to one pass (tested), not bit-equal to it
 CONTEXT = 96
-READ_CHUNK_FRAMES = 4 * CHUNK_FRAMES  # mel frames (~95 s) read at once; a longer recording is read in chunks
+READ_CHUNK_FRAMES = 4 * CHUNK_FRAMES  # mel frames (~95 s) R reads at once; a longer recording is read in chunks
 SELF_TEST_SECONDS = 0.3  # of noise run through every path when a bundle loads (inputs need 0.25 s)
 
 
@@ -128,19 +128,12 @@ class Pipeline:
     def _mel(self, wave: np.ndarray) -> torch.Tensor:
         """`(N,)` -> `(1, 80, N // 256)` on device in the pipeline's dtype; long waves in chunks (same mel)."""
         tensor = torch.from_numpy(np.ascontiguousarray(wave)).to(self.device)
-        if len(wave) // HOP_LENGTH <= self.chunk_frames:
-            return log_mel(tensor).to(self.dtype)
         return log_mel_in_chunks(tensor, self.chunk_frames).to(self.dtype)
 
     def _read(self, samples: np.ndarray) -> tuple[torch.Tensor, Recognition, StrengthReading]:
         """Mel `(1, 80, T)`, R's raw outputs and the calibrated reading of one waveform (a long one in chunks)."""
-        if len(samples) // HOP_LENGTH <= self.read_chunk_frames:
-            mel = self._mel(samples)
-            rec = self.recognizer(mel)
-        else:
-            wave = torch.from_numpy(np.ascontiguousarray(samples)).to(self.device)
-            mel = log_mel_in_chunks(wave, self.read_chunk_frames).to(self.dtype)
-            rec = self._recognize_in_chunks(mel, self.read_chunk_frames)
+        mel = self._mel(samples)
+        rec = self._recognize_in_chunks(mel, self.read_chunk_frames)
         probs = torch.softmax(rec.logits.float(), dim=-1)[0].cpu().tolist()
         label = self.labels[int(np.argmax(probs))]
         raw = float(rec.strength[0])
@@ -247,6 +240,7 @@ class Pipeline:
             wanted = apply_change(source, change.to(source.log_f0.dtype)).retimed(length)
             frames = retime(frames, length)
             prosody = prosody_inputs(wanted.log_f0, wanted.voiced, wanted.energy).to(self.dtype)
+
         def generate(s: Span) -> torch.Tensor:
             part = None if prosody is None else prosody[..., s.lo : s.hi]
             out: torch.Tensor = self.generator(frames[..., s.lo : s.hi], target.embedding, target.strength, timbre,
