@@ -50,22 +50,21 @@ class TrainState:
     best: float = math.inf
 
 
-def trainable(nets: Nets, stage: str) -> list[nn.Parameter]:
-    """Stage I trains everything (but R in the prosody variant); Stage II the generator and the predictor;
-    the recognizer stage R alone."""
+def trainable(nets: Nets, stage: str, variant: str) -> list[nn.Parameter]:
+    """Stage I trains everything (but R in the prosody variant); Stage II the generator (and, in the prosody
+    variant, the predictor: the reshape variant keeps the fitted one); the recognizer stage R alone."""
     if stage == RECOGNIZER_STAGE:
         nets.requires_grad_(False)
         nets.recognizer.requires_grad_(True)
         return list(nets.recognizer.parameters())
-    if stage == "stage1" and nets.prosody is not None:
-        nets.recognizer.requires_grad_(False)
-        return [p for p in nets.parameters() if p.requires_grad]
     if stage == "stage1":
-        return list(nets.parameters())
-    for module in (nets.recognizer, nets.content, nets.emotion, nets.probe):
-        module.requires_grad_(False)
-    extra = list(nets.prosody.parameters()) if nets.prosody is not None else []
-    return list(nets.generator.parameters()) + extra
+        nets.recognizer.requires_grad_(variant != "prosody")
+        return [p for p in nets.parameters() if p.requires_grad]
+    nets.requires_grad_(False)
+    trained = [nets.generator, *([nets.prosody] if variant == "prosody" and nets.prosody is not None else [])]
+    for module in trained:
+        module.requires_grad_(True)
+    return [p for module in trained for p in module.parameters()]
 
 
 def new_state(config: TrainConfig, stage: str, init: Path | None, world: World | None = None,
@@ -78,7 +77,7 @@ def new_state(config: TrainConfig, stage: str, init: Path | None, world: World |
         warm_start(nets.components(), Path(config.init_bundle))
     nets.to(device)
     stage_cfg: StageConfig = getattr(config, stage)
-    optimizer = torch.optim.AdamW(trainable(nets, stage), lr=stage_cfg.lr, betas=stage_cfg.betas,
+    optimizer = torch.optim.AdamW(trainable(nets, stage, config.variant), lr=stage_cfg.lr, betas=stage_cfg.betas,
                                   weight_decay=stage_cfg.weight_decay)
     return TrainState(nets=nets, model=wrap(nets, world, device), optimizer=optimizer, device=device, world=world)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ainn_cli.pitch import energy, prosody_inputs
-from ainn_cli.prosody import Prosody, apply_change, reshape_mel, split_envelope
+from ainn_cli.prosody import CHANGES, Prosody, apply_change, reshape_mel, split_envelope
 from ainn_cli.train.augment import warp_factors, warp_mel
 from ainn_cli.train.data import Batch, ParallelBatch
 
@@ -60,7 +60,8 @@ def reshaped_source(nets: Nets, par: ParallelBatch) -> tuple[Content, torch.Tens
     change applied by DSP (`prosody.reshape_mel`, as `--model` with a prosody predictor does when converting;
     the duration is kept, since the target is aligned to the source's frames), read by the frozen R and Ec;
     and the reference's e and raw strength."""
-    change = par.change * torch.tensor([1.0, 1.0, 1.0, 0.0], device=par.change.device)
+    change = par.change.clone()
+    change[:, CHANGES.index("log_duration")] = 0.0
     shaped = reshape_mel(par.source, Prosody.of(par.source, par.source_pitch), change)
     content: Content = nets.content(shaped, nets.recognizer(shaped).cue)
     ref = nets.recognizer(par.ref, par.label)
