@@ -452,8 +452,8 @@ def run_train(options: TrainOptions) -> Path:
     from ainn_cli.train.run import train
 
     stages = _stages(options.stage)
-    init = _init_checkpoint(options, stages)
     config = _train_config(options)
+    init = _init_checkpoint(options, stages, config.init_bundle)
     _stop_on_sigterm()
     path = train(config, options.out, stages, init, options.resume, options.export, options.quiet)
     typer.echo(f"done: {path}")
@@ -469,14 +469,18 @@ def _stages(stage: str) -> tuple[str, ...]:
     return stages
 
 
-def _init_checkpoint(options: TrainOptions, stages: tuple[str, ...]) -> Path | None:
-    """--init, else for stage2 alone the run's stage1/best.pt, which must exist."""
+def _init_checkpoint(options: TrainOptions, stages: tuple[str, ...], init_bundle: str) -> Path | None:
+    """--init, else for stage2 alone the run's stage1/best.pt, else the config's `init_bundle` (None: the
+    stage warm-starts from that bundle, as `configs/reshape.toml` does); one of them must exist."""
     if stages != ("stage2",) or options.init is not None:
         return options.init
     best = options.out / "stage1" / "best.pt"
-    if not best.exists():
-        raise UsageError("stage2 needs --init RUN/stage1/best.pt (or a run folder with stage1 done)")
-    return best
+    if best.exists():
+        return best
+    if init_bundle:
+        return None
+    raise UsageError("stage2 needs --init RUN/stage1/best.pt, a run folder with stage1 done, or init_bundle in "
+                     "the config")
 
 
 def _train_config(options: TrainOptions) -> TrainConfig:

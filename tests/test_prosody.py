@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE
+from ainn_cli.bundle import load_bundle, save_bundle
 from ainn_cli.mel import log_mel
 from ainn_cli.models.generator import Generator, GeneratorConfig
 from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
@@ -115,6 +116,23 @@ def test_the_predictor_changes_nothing_at_strength_zero() -> None:
     emb = torch.randn(3, 8)
     assert torch.equal(predictor(emb, torch.zeros(3)), torch.zeros(3, 4))
     assert predictor(emb, torch.ones(3)).abs().sum() > 0
+
+
+def test_the_predictor_gain_scales_each_change_and_is_saved(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    plain = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8))
+    tempered = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8, gain=(0.5, 1.0, 0.0, 2.0)))
+    tempered.load_state_dict(plain.state_dict())
+    emb, level = torch.randn(3, 8), torch.full((3,), 0.7)
+    expected = plain(emb, level) * torch.tensor([0.5, 1.0, 0.0, 2.0])
+    torch.testing.assert_close(tempered(emb, level), expected)
+    with pytest.raises(ValueError, match="gain has 2 entries"):
+        ProsodyPredictor(ProsodyPredictorConfig(gain=(1.0, 1.0)))
+    source = load_bundle(make_tiny_bundle(tmp_path / "tiny"))
+    width = source.modules["emotion_encoder"].config.embed_dim
+    predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=width, gain=(0.75, 1, 1, 1)))
+    saved = load_bundle(save_bundle(tmp_path / "gain", source.info, {**source.modules, "prosody": predictor}))
+    assert saved.modules["prosody"].config.gain == (0.75, 1.0, 1.0, 1.0)
 
 
 def test_dtw_undoes_a_known_time_stretch() -> None:

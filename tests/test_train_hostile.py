@@ -195,3 +195,15 @@ def test_manifest_written_with_the_csv_module_still_loads(tmp_path: Path) -> Non
         writer.writeheader()
         writer.writerow({"path": "a.wav", "speaker": "s1", "emotion": "angry", "text": "hello, world"})
     assert load_source(f"manifest:{tmp_path / 'm.csv'}")[0].text == "hello, world"
+
+
+def test_stage2_alone_starts_from_the_configs_init_bundle(manifest: Path, tmp_path: Path,  # noqa: F811
+                                                          tiny_bundle: Path) -> None:
+    """As `configs/reshape.toml` is documented: `--stage stage2` with no Stage I run and no --init warm-starts
+    from the config's init_bundle; with none of the three it says which are missing."""
+    run = tmp_path / "run"
+    result = train(manifest, tmp_path, "--out", str(run), "--stage", "stage2", "--set", f'init_bundle="{tiny_bundle}"')
+    assert result.exit_code == 0, result.output
+    assert (run / "stage2" / "best.pt").is_file() and not (run / "stage1").exists()
+    one_line(train(manifest, tmp_path, "--out", str(tmp_path / "other"), "--stage", "stage2"), 2, "init_bundle")
+    assert not (tmp_path / "other").exists()

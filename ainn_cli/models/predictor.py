@@ -1,7 +1,7 @@
 """Prosody predictor P: the emotional prosody change asked of a source, from e and the strength level.
 
-    e (B, E), level (B,) --MLP--> change (B, 4) = level * [d median ln f0, ln range ratio,
-                                                            d energy, ln duration ratio]
+    e (B, E), level (B,) --MLP--> change (B, 4) = level * gain * [d median ln f0, ln range ratio,
+                                                                   d energy, ln duration ratio]
 
 `level` is the calibrated strength in [0, 1]: level 0 gives exactly the source's prosody
 (`ainn_cli/prosody.py` measures and applies the change).
@@ -22,6 +22,7 @@ class ProsodyPredictorConfig:
     emotion_dim: int = 128
     hidden: int = 128
     changes: int = len(CHANGES)
+    gain: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per change (CHANGES order): < 1 tempers what was fitted
 
 
 
@@ -30,6 +31,8 @@ class ProsodyPredictor(nn.Module):
 
     def __init__(self, config: ProsodyPredictorConfig) -> None:
         super().__init__()
+        if len(config.gain) != config.changes:
+            raise ValueError(f"gain has {len(config.gain)} entries for {config.changes} changes")
         self.config = config
         self.net = nn.Sequential(
             nn.Linear(config.emotion_dim + 1, config.hidden), nn.GELU(),
@@ -37,5 +40,7 @@ class ProsodyPredictor(nn.Module):
         )
 
     def forward(self, emotion: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        change: torch.Tensor = level.unsqueeze(-1) * self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
+        fitted = self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
+        gain = torch.tensor(self.config.gain, dtype=fitted.dtype, device=fitted.device)
+        change: torch.Tensor = level.unsqueeze(-1) * gain * fitted
         return change
