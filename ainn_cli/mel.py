@@ -80,6 +80,7 @@ def log_mel(wave: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 @lru_cache(maxsize=4)
+@torch.inference_mode(False)  # cached: its buffers must not become inference tensors on a first call while converting
 def _front_end(device: str) -> LogMel:
     return LogMel().to(device)
 

@@ -96,6 +96,7 @@ def new_length(frames: int, change: torch.Tensor) -> int:
 
 
 @lru_cache(maxsize=1)
+@torch.inference_mode(False)  # cached: a first call while converting must not make it an inference tensor
 def mel_centres() -> torch.Tensor:
     """Centre frequencies (Hz) of the 80 mel bands `(80,)`."""
     edges = mel_to_hz(np.linspace(hz_to_mel(np.array(F_MIN)), hz_to_mel(np.array(F_MAX)), N_MELS + 2))
@@ -114,6 +115,7 @@ def warp_mel(mel: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=4)
+@torch.inference_mode(False)  # cached, and used by training losses after a conversion in the same process
 def _dct(n: int) -> torch.Tensor:
     """Orthonormal DCT-II matrix `(n, n)`: rows are the cosine basis."""
     k, i = torch.arange(n).float()[:, None], torch.arange(n).float()[None, :]

@@ -91,18 +91,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cold_start(device: str) -> float:
+def cold_start(device: str, model: str) -> float:
     """Wall time of `ainn convert` on a 5 s clip in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src.wav"
         sf.write(src, clip(5.0), SAMPLE_RATE)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ainn_cli", "convert", str(src), str(REFERENCE), "-o",
-                        str(Path(tmp) / "out.wav"), "--device", device, "--quiet"], check=True)
+                        str(Path(tmp) / "out.wav"), "--model", model, "--device", device, "--quiet"], check=True)
         return time.perf_counter() - start
 
 
-def batch_throughput(files: int, device: str) -> float:
+def batch_throughput(files: int, device: str, model: str) -> float:
     """Files per second of `ainn convert DIR REF` on `files` one-second clips (one process)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
@@ -111,7 +111,7 @@ def batch_throughput(files: int, device: str) -> float:
             sf.write(folder / f"f{i:03d}.wav", clip(1.0), SAMPLE_RATE)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ainn_cli", "convert", str(folder), str(REFERENCE), "-o",
-                        str(Path(tmp) / "out"), "--device", device, "--quiet"], check=True)
+                        str(Path(tmp) / "out"), "--model", model, "--device", device, "--quiet"], check=True)
         return files / (time.perf_counter() - start)
 
 
@@ -120,15 +120,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 s and 5 s clips, 3 runs, 20-file batch")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--model", default="default", help="bundle to time (default: the embedded default)")
     args = parser.parse_args()
-    pipe = load_pipeline(device=args.device)
+    pipe = load_pipeline(args.model, device=args.device)
     reference = reference_vocoder(pipe).to(pipe.device)
     lengths, runs = ((1.0, 5.0), 3) if args.quick else ((1.0, 5.0, 30.0), 5)
     rows = [measure_clip(pipe, reference, s, runs) for s in lengths]
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "torch": torch.__version__, "clips": rows, "device": str(pipe.device), "cold_start_s": cold_start(args.device),
-        "batch_files_per_s": batch_throughput(20 if args.quick else 100, args.device),
+        "torch": torch.__version__, "clips": rows, "device": str(pipe.device), "model": args.model,
+        "cold_start_s": cold_start(args.device, args.model),
+        "batch_files_per_s": batch_throughput(20 if args.quick else 100, args.device, args.model),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print("| clip | (a) full RTF | (b) vocoder RTF | (c) reference RTF | (a)/(c) |")

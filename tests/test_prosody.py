@@ -256,14 +256,13 @@ def test_a_bundle_with_a_predictor_reshapes_the_source(tmp_path: Path) -> None:
     assert flat.prosody is not None and flat.prosody.duration == 1.0 and len(flat.wave) == len(source)
 
 
-def test_the_embedded_prosody_bundle_is_the_default_plus_a_predictor() -> None:
-    from ainn_cli.bundle import load_bundle
+def test_the_embedded_prosody_bundle_is_the_paper_model_plus_a_predictor() -> None:
     from ainn_cli.hub import registry
 
     bundles = registry()
-    prosody, default = load_bundle(bundles["prosody"]), load_bundle(bundles["default"])
-    assert isinstance(prosody.modules["prosody"], ProsodyPredictor) and "prosody" not in default.modules
-    for name, module in default.modules.items():
+    prosody, paper = load_bundle(bundles["prosody"]), load_bundle(bundles["paper"])
+    assert isinstance(prosody.modules["prosody"], ProsodyPredictor) and "prosody" not in paper.modules
+    for name, module in paper.modules.items():
         for key, value in module.state_dict().items():
             assert torch.equal(prosody.modules[name].state_dict()[key], value), f"{name}.{key}"
     angry = torch.tensor([prosody.info.prototypes["angry"]])
@@ -271,14 +270,15 @@ def test_the_embedded_prosody_bundle_is_the_default_plus_a_predictor() -> None:
     assert change[0] > 0 and change[2] > 0  # a full-strength angry prototype raises pitch and energy
 
 
-def test_the_embedded_reshape_bundle_fine_tunes_only_the_prosody_bundles_generator() -> None:
-    """`--model reshape` is `--model prosody` with G fine-tuned (configs/reshape.toml): every other weight is
-    the same, and G still reads no prosody channels (the predictor's DSP reshapes the mel before it)."""
-    from ainn_cli.bundle import load_bundle
+def test_the_default_fine_tunes_only_the_prosody_bundles_generator() -> None:
+    """The default (variant reshape) is `--model prosody` with G fine-tuned (scripts/train_default.sh): every
+    other weight is the same, G still reads no prosody channels (the predictor's DSP reshapes the mel before
+    it), and the predictor asks for half the fitted f0 shift."""
     from ainn_cli.hub import registry
 
     bundles = registry()
-    reshape, prosody = load_bundle(bundles["reshape"]), load_bundle(bundles["prosody"])
+    reshape, prosody = load_bundle(bundles["default"]), load_bundle(bundles["prosody"])
+    assert reshape.modules["prosody"].config.gain == (0.5, 1.0, 1.0, 1.0)
     assert set(reshape.modules) == set(prosody.modules) and reshape.modules["generator"].config.prosody_dim == 0
     changed = {name for name, module in prosody.modules.items()
                if any(not torch.equal(reshape.modules[name].state_dict()[k], v)
@@ -298,3 +298,18 @@ def test_the_default_cue_has_no_spike_at_the_edges() -> None:
     for clip in ("angry_actor24.flac", "neutral_actor23.flac", "sad_actor24.flac"):
         cue = np.array(pipe.strength(read_audio(SAMPLES / clip)).cue)
         assert cue[-4:].max() <= cue[-24:-4].max() + 0.05 and cue[:4].max() <= cue[4:24].max() + 0.05, clip
+
+
+def test_cached_bases_made_while_converting_still_train() -> None:
+    """The DCT basis and band centres are cached: made first inside inference mode (a conversion), they
+    must still serve a training loss with gradients in the same process."""
+    from ainn_cli.prosody import _dct
+
+    _dct.cache_clear()
+    mel_centres.cache_clear()
+    with torch.inference_mode():
+        split_envelope(torch.randn(1, 80, 8))
+        warp_mel(torch.randn(1, 80, 8), torch.ones(1, 8))
+    mel = torch.randn(1, 80, 8, requires_grad=True)
+    (split_envelope(mel)[0].sum() + warp_mel(mel, torch.full((1, 8), 1.1)).sum()).backward()  # type: ignore[no-untyped-call]
+    assert mel.grad is not None and torch.isfinite(mel.grad).all()

@@ -103,7 +103,7 @@ def test_reshape_variant_fine_tunes_only_the_generator_on_parallel_takes(manifes
     train(base, tmp_path / "start", stages=("stage1",), quiet=True)
     start = tmp_path / "start" / "stage1" / "latest.pt"
     cfg = config(manifest, tmp_path, "stage2.steps=1", "variant=\"reshape\"",
-                 "stage2.lambdas={ rec = 1, env = 1, par = 0.3 }")
+                 "stage2.lambdas={ rec = 1, env = 1, par = 0.3 }", "model.prosody.gain=[0.5, 1, 1, 1]")
     train(cfg, tmp_path / "run", stages=("stage2",), init=start, export=tmp_path / "bundle", quiet=True)
     row = read_log(tmp_path / "run" / "stage2" / "log.csv")[0]
     assert {"rec", "env", "par"} <= set(row) and math.isfinite(float(row["env"]))
@@ -113,6 +113,14 @@ def test_reshape_variant_fine_tunes_only_the_generator_on_parallel_takes(manifes
     assert {k.split(".")[0] for k in shared if not torch.equal(before[k], after[k])} == {"generator"}
     pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
     assert pipe.prosody is not None and pipe.generator.config.prosody_dim == 0
+    assert pipe.prosody.config.gain == (0.5, 1.0, 1.0, 1.0)  # the config's gain reaches the exported predictor
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs").glob("*.toml")))
+def test_every_shipped_config_loads_and_validates(name: str) -> None:
+    from ainn_cli.train.config import validate
+
+    validate(load_config(REPO / "configs" / name))
 
 
 def test_recognizer_stage_trains_only_the_recognizer(manifest: Path, tmp_path: Path) -> None:

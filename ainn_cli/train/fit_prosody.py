@@ -1,6 +1,6 @@
 """Give a bundle a prosody predictor fitted on RAVDESS's parallel takes; write the result as a new bundle.
 
-    python -m ainn_cli.train.fit_prosody --bundle checkpoints/default --out checkpoints/prosody \\
+    python -m ainn_cli.train.fit_prosody --bundle checkpoints/paper --out checkpoints/prosody \\
         [--ravdess ../shared/data/ravdess] [--steps 3000]
 
 For every emotional take of the training actors (1-20; 21-22 validate), the target is the prosody
