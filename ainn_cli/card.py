@@ -92,8 +92,9 @@ def _caveats(kinds: list[str], figures: dict[str, Any], meta: dict[str, Any]) ->
         found.append("Trained on RAVDESS only, whose actors all say the same two sentences: the model has not "
                      "learnt other words, so check its output on your own sentences before relying on it.")
     if OUT_OF_CORPUS_WER in figures:
-        found.append(f"WER on sentences outside the training data: {figures[OUT_OF_CORPUS_WER]} "
-                     f"(`{OUT_OF_CORPUS_WER}` below).")
+        wer = figures[OUT_OF_CORPUS_WER]
+        said = f"{wer['value']} ({wer['what']})" if isinstance(wer, dict) and {"value", "what"} <= set(wer) else wer
+        found.append(f"WER on sentences outside the training data: {said} (`{OUT_OF_CORPUS_WER}` below).")
     elif any(key.startswith("wer") for key in figures):
         found.append("The WER figures below are measured on the training corpus's own sentences; no WER on "
                      "other sentences is recorded in this bundle.")

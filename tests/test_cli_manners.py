@@ -126,6 +126,11 @@ def test_export_card_and_upload_hint(tiny_bundle: Path, tmp_path: Path) -> None:
     (bundle / "bundle.json").write_text(json.dumps(manifest))
     assert invoke("export", bundle, tmp_path / "hub2").exit_code == 0
     assert "WER on sentences outside the training data: 0.153" in (tmp_path / "hub2" / "README.md").read_text()
+    manifest["metadata"]["figures"]["wer_out_of_corpus"] = {"value": 0.091, "what": "96 held-out readers' utterances"}
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    assert invoke("export", bundle, tmp_path / "hub3").exit_code == 0
+    card = (tmp_path / "hub3" / "README.md").read_text()
+    assert "outside the training data: 0.091 (96 held-out readers' utterances)" in card
 
 
 def test_folder_summary_names_the_reading_the_shard_and_the_current_file(  # type: ignore[no-untyped-def]
