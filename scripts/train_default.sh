@@ -3,11 +3,11 @@
 #   bash scripts/train_default.sh RUN_DIR        (re-run the same line to resume after an interruption)
 #   1. the paper model, Stage I + Stage II (configs/default.toml)             -> RUN_DIR/paper-bundle
 #   2. the prosody predictor on RAVDESS's parallel takes (train/fit_prosody)   -> RUN_DIR/prosody-bundle
-#   3. reshape phase 1: G fine-tuned on the parallel takes (configs/reshape.toml, 1800 steps) -> RUN_DIR/reshape-1
+#   3. reshape phase 1: G fine-tuned on the parallel takes (configs/reshape.toml, 1800 steps) -> RUN_DIR/reshape-1-bundle
 #   4. reshape phase 2: with LibriSpeech voices, f0-shift gain 0.5 (configs/reshape_libri.toml) -> RUN_DIR/default-bundle
 # A step whose bundle exists is skipped; a step with a checkpoint continues it (--resume). Extra `--set KEY=VALUE`
 # settings for every `ainn train` go in AINN_TRAIN_SET (e.g. "stage1.steps=1"). Wall time on the 2-core CPU:
-# README, "Training the default".
+# README, "Train" ("The shipped default from scratch").
 set -euo pipefail
 run=${1:?usage: bash scripts/train_default.sh RUN_DIR}
 extra=()

@@ -277,11 +277,11 @@ def test_the_default_fine_tunes_only_the_prosody_bundles_generator() -> None:
     from ainn_cli.hub import registry
 
     bundles = registry()
-    reshape, prosody = load_bundle(bundles["default"]), load_bundle(bundles["prosody"])
-    assert reshape.modules["prosody"].config.gain == (0.5, 1.0, 1.0, 1.0)
-    assert set(reshape.modules) == set(prosody.modules) and reshape.modules["generator"].config.prosody_dim == 0
+    default, prosody = load_bundle(bundles["default"]), load_bundle(bundles["prosody"])
+    assert default.modules["prosody"].config.gain == (0.5, 1.0, 1.0, 1.0)
+    assert set(default.modules) == set(prosody.modules) and default.modules["generator"].config.prosody_dim == 0
     changed = {name for name, module in prosody.modules.items()
-               if any(not torch.equal(reshape.modules[name].state_dict()[k], v)
+               if any(not torch.equal(default.modules[name].state_dict()[k], v)
                       for k, v in module.state_dict().items())}
     assert changed == {"generator"}
 
