@@ -10,10 +10,12 @@ its own smaller tiles), so a long recording never needs memory in proportion to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 
 class Span(NamedTuple):
@@ -39,3 +41,22 @@ def map_chunks(frames: int, run: Callable[[Span], torch.Tensor], chunk: int, con
         out = run(span)
         pieces.append(out[..., (span.start - span.lo) * scale : (span.stop - span.lo) * scale])
     return torch.cat(pieces, dim=-1)
+
+
+def sounding_spans(frame_energy: torch.Tensor, floor_db: float, margin: int) -> list[tuple[int, int]]:
+    """[start, stop) runs of frames within `floor_db` dB of the loudest frame, each widened by `margin`
+    frames per side; runs that overlap or are less than `margin` apart are merged. `frame_energy (T,)` is
+    a natural-log energy (pitch.energy); a NaN anywhere keeps every frame, so that a broken model's
+    output is not hidden as silence."""
+    if frame_energy.numel() == 0:
+        return []
+    loud = ~(frame_energy < frame_energy.max() - floor_db / (20 / math.log(10)))  # NaN counts as loud: it shows
+    kernel = torch.ones(1, 1, 2 * margin + 1)
+    near = F.conv1d(loud.float()[None, None], kernel, padding=margin)[0, 0] > 0
+    edges = torch.diff(F.pad(near.int(), (1, 1))).nonzero()[:, 0].tolist()
+    spans: list[tuple[int, int]] = []
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if spans and start - spans[-1][1] < margin:  # a gap too short to be worth a cut
+            start = spans.pop()[0]
+        spans.append((start, stop))
+    return spans

@@ -13,23 +13,25 @@ from typing import cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ainn_cli.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE, Audio, prepare
 from ainn_cli.bundle import Bundle, load_bundle
-from ainn_cli.chunks import Span, map_chunks
+from ainn_cli.chunks import Span, map_chunks, sounding_spans
 from ainn_cli.device import resolve_device
-from ainn_cli.emotions import strength_of
+from ainn_cli.emotions import NEUTRAL, strength_of
 from ainn_cli.errors import BundleError, DeviceError, UsageError
 from ainn_cli.hub import resolve_bundle
 from ainn_cli.mel import log_mel_in_chunks
 from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.models.recognizer import Recognition, Recognizer
 from ainn_cli.models.vocoder import HifiGan, receptive_radius
-from ainn_cli.pitch import Pitch, pitch_track, prosody_inputs, yin
+from ainn_cli.pitch import Pitch, energy, pitch_track, prosody_inputs, yin
 from ainn_cli.prosody import (
     NEPER_TO_DB,
     Prosody,
     apply_change,
+    match_energy,
     new_length,
     reshape_mel,
     retime,
@@ -37,6 +39,7 @@ from ainn_cli.prosody import (
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
 MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
+SILENCE_DB = 60.0  # vocode: frames this far under the loudest one (and beyond a margin) are written as zeros
 # mel frames (~1.1 s) of neighbour context per chunk side. It covers the convolutions' reach (a one-frame change
 # moves R's features 32 frames and Ec -> G's output 46 frames away, tested); instance/group norm and the cue's
 # max-normalisation see the whole chunk, so chunks are close to one pass (tested), not bit-equal to it
@@ -177,6 +180,8 @@ class Pipeline:
         mel, change = self._mel(samples), None
         if self.prosody is not None:
             change = self.prosody(embedding, level_in).float()
+            if self.prosody.config.blend_neutral:
+                embedding = self._blend_neutral(embedding, level)
             target = Target(embedding, strength_in, level_in, yin(samples), change)
         wave = self._convert_in_chunks(mel, target)
         length = len(samples) if change is None else round(len(samples) * new_length(mel.shape[-1], change)
@@ -200,6 +205,14 @@ class Pipeline:
         if emotion not in prototypes:
             raise UsageError(f"unknown emotion {emotion!r} (this model knows: {', '.join(prototypes) or 'none'})")
         return None, torch.tensor([prototypes[emotion]], device=self.device, dtype=self.dtype)
+
+    def _blend_neutral(self, embedding: torch.Tensor, level: float) -> torch.Tensor:
+        """The emotion embedding `(1, E)` moved to the neutral prototype by 1 - level (unit norm kept)."""
+        neutral = self.bundle.info.prototypes.get(NEUTRAL)
+        if neutral is None:
+            raise BundleError(f"{self.bundle.path}: blend_neutral needs a neutral prototype in bundle.json")
+        start = torch.tensor([neutral], device=self.device, dtype=self.dtype)
+        return F.normalize(start + level * (embedding - start), dim=-1)
 
     def _convert_in_chunks(self, mel: torch.Tensor, target: Target) -> np.ndarray:
         """Source mel `(1, 80, T)` -> converted waveform, retrying with smaller chunks on a CUDA out-of-memory."""
@@ -225,7 +238,9 @@ class Pipeline:
                           ^ kept                ^
         The voice (timbre) vector is taken once, from the first chunk, so it cannot drift between chunks.
         With a prosody path, the content is resampled in time (T' = T x the predicted duration ratio)
-        and G renders the source's pitch and energy contour changed as predicted.
+        and G renders the source's pitch and energy contour changed as predicted. Without a rendering G,
+        the mel itself is reshaped first and, as the predictor's `match_energy` says, G's output is brought
+        to the reshaped mel's speech energy.
         """
         rendered = bool(getattr(self.generator.config, "prosody_dim", 0))  # G renders a contour, else reshape the mel
         source, change = None, target.change
@@ -247,7 +262,11 @@ class Pipeline:
                                                part)
             return out
 
-        return map_chunks(frames.shape[-1], generate, chunk, CONTEXT)
+        out = map_chunks(frames.shape[-1], generate, chunk, CONTEXT)
+        mode = self.prosody.config.match_energy if self.prosody is not None else "off"
+        if source is not None and not rendered and mode != "off":
+            out = match_energy(out, mel, louder=mode == "match")  # mel is the reshaped input here: the asked loudness
+        return out
 
     def _encode(self, mel: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Content frames `(1, D, T)` of a mel `(1, 80, T)` in chunks, and the first chunk's timbre `(1, S)`."""
@@ -263,12 +282,24 @@ class Pipeline:
         frames = map_chunks(mel.shape[-1], encode, chunk, CONTEXT)
         return frames, timbres[0]
 
-    def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES) -> np.ndarray:
-        """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap."""
+    def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES, skip_silence: bool = True) -> np.ndarray:
+        """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap.
+
+        With `skip_silence`, runs of frames more than SILENCE_DB under the loudest frame are written as zeros
+        instead of being vocoded, past a margin of the vocoder's receptive radius around every louder frame:
+        the louder frames' samples are the same as from vocoding everything (they depend on no frame farther
+        away), and what is skipped would have come out at about -70 dBFS."""
         mel = mel.to(torch.float32)
-        wave = map_chunks(mel.shape[-1], lambda s: self.vocoder(mel[..., s.lo : s.hi])[0], chunk, self.vocoder_context,
-                          scale=HOP_LENGTH)
+        if not skip_silence:
+            return self._vocode_span(mel, chunk).float().cpu().numpy()
+        wave = torch.zeros(mel.shape[-1] * HOP_LENGTH, device=mel.device)
+        for start, stop in sounding_spans(energy(mel[0]), SILENCE_DB, self.vocoder_context + 1):
+            wave[start * HOP_LENGTH : stop * HOP_LENGTH] = self._vocode_span(mel[..., start:stop], chunk)
         return wave.float().cpu().numpy()
+
+    def _vocode_span(self, mel: torch.Tensor, chunk: int) -> torch.Tensor:
+        return map_chunks(mel.shape[-1], lambda s: self.vocoder(mel[..., s.lo : s.hi])[0], chunk,
+                          self.vocoder_context, scale=HOP_LENGTH)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,17 @@ def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor) -> tor
     return retime(out, new_length(mel.shape[-1], change))
 
 
+def match_energy(mel: torch.Tensor, like: torch.Tensor, louder: bool = True) -> torch.Tensor:
+    """Shift a log-mel `(B, 80, T)` by one constant so that its mean speech energy equals that of `like`
+    `(B, 80, T')`: the loudness the prosody path asked for, whatever level the generator drifted to.
+    With `louder` False it is only ever lowered (a mel pushed above the generator's own level loses words)."""
+    have, want = energy(mel.float()), energy(like.float())
+    shift = _masked_mean(want, speech_mask(want)) - _masked_mean(have, speech_mask(have))
+    if not louder:
+        shift = shift.clamp(max=0.0)
+    return mel + shift[:, None, None].to(mel.dtype)
+
+
 def retime(x: torch.Tensor, frames: int) -> torch.Tensor:
     """Resample `(B, C, T)` linearly in time to `(B, C, frames)`."""
     if x.shape[-1] == frames:

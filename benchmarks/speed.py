@@ -4,7 +4,10 @@ For 1 s, 5 s and 30 s clips built from samples/ it measures, in one process and 
   (a) a full ainn conversion: features + AINN + vocoder (`Pipeline.convert`);
   (b) our vocoder alone on the source mel (`Pipeline.vocode`);
   (c) copy-synthesis with a reference-style HiFi-GAN V1 (weight norm removed, torch.no_grad, fp32,
-      the whole mel at once), loaded with the same weights.
+      the whole mel at once), loaded with the same weights;
+  (d) (a) and (c) again on pause-free speech: the sample with its leading and trailing silence cut, tiled.
+      The pipeline does not vocode frames 60 dB under the loudest (`Pipeline.vocode`), which the sample's
+      pauses are, so (d) is the ratio when there is nothing to skip.
 Real-time factor = compute seconds / audio seconds, the median of several runs after a warm-up; the
 three are run in turns (a, b, c, a, b, c, ...) so that a busy machine slows them alike.
 It also reports peak RSS, the cold start of a first conversion in a fresh process, and the
@@ -29,19 +32,30 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ainn_cli.audio import SAMPLE_RATE, read_audio
+from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE, read_audio
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import Pipeline, load_pipeline
+from ainn_cli.pitch import energy
+from ainn_cli.prosody import speech_mask
 from benchmarks.reference_hifigan import ReferenceGenerator, remove_all_weight_norm
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE, REFERENCE = ROOT / "samples" / "neutral_actor23.flac", ROOT / "samples" / "angry_actor24.flac"
 
 
-def clip(seconds: float) -> np.ndarray:
-    """The neutral sample tiled to `seconds`."""
+def clip(seconds: float, pause_free: bool = False) -> np.ndarray:
+    """The neutral sample tiled to `seconds` (with `pause_free`, its speech alone: silences cut)."""
     wave = read_audio(SOURCE).samples
+    if pause_free:
+        wave = speech_only(wave)
     return np.tile(wave, int(np.ceil(seconds * SAMPLE_RATE / len(wave))))[: int(seconds * SAMPLE_RATE)]
+
+
+def speech_only(wave: np.ndarray) -> np.ndarray:
+    """`wave` from its first to its last frame within 40 dB of its loudest (the leading and trailing silence cut)."""
+    loud = speech_mask(energy(log_mel(wave)))[0].numpy() > 0
+    first, last = int(np.argmax(loud)), len(loud) - int(np.argmax(loud[::-1]))
+    return wave[first * HOP_LENGTH : last * HOP_LENGTH]
 
 
 def interleaved_seconds(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
@@ -68,10 +82,17 @@ def reference_vocoder(pipe: Pipeline) -> torch.nn.Module:
 def measure_clip(pipe: Pipeline, reference: torch.nn.Module, seconds: float, runs: int) -> dict[str, float]:
     source, ref = clip(seconds), read_audio(REFERENCE).samples
     mel = log_mel(source).to(pipe.device)
+    speech = clip(seconds, pause_free=True)
+    speech_mel = log_mel(speech).to(pipe.device)
 
     def plain() -> None:
         with torch.no_grad():
             reference(mel)
+        _sync(pipe.device)
+
+    def plain_speech() -> None:
+        with torch.no_grad():
+            reference(speech_mel)
         _sync(pipe.device)
 
     def vocode() -> None:
@@ -79,11 +100,13 @@ def measure_clip(pipe: Pipeline, reference: torch.nn.Module, seconds: float, run
             pipe.vocode(mel)  # returns on the host, so CUDA work is complete
 
     medians = interleaved_seconds(
-        {"full": lambda: pipe.convert(source, ref), "vocoder": vocode, "reference": plain}, runs
+        {"full": lambda: pipe.convert(source, ref), "vocoder": vocode, "reference": plain,
+         "full_speech": lambda: pipe.convert(speech, ref), "reference_speech": plain_speech}, runs
     )
     full, vocoder, baseline = medians["full"], medians["vocoder"], medians["reference"]
     return {"seconds": seconds, "rtf_full": full / seconds, "rtf_vocoder": vocoder / seconds,
-            "rtf_reference": baseline / seconds, "ratio_full_to_reference": full / baseline}
+            "rtf_reference": baseline / seconds, "ratio_full_to_reference": full / baseline,
+            "ratio_pause_free": medians["full_speech"] / medians["reference_speech"]}
 
 
 def _sync(device: torch.device) -> None:
@@ -133,11 +156,11 @@ def main() -> None:
         "batch_files_per_s": batch_throughput(20 if args.quick else 100, args.device, args.model),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    print("| clip | (a) full RTF | (b) vocoder RTF | (c) reference RTF | (a)/(c) |")
-    print("|---|---|---|---|---|")
+    print("| clip | (a) full RTF | (b) vocoder RTF | (c) reference RTF | (a)/(c) | (d) pause-free (a)/(c) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['seconds']:.0f} s | {r['rtf_full']:.3f} | {r['rtf_vocoder']:.3f} | {r['rtf_reference']:.3f} "
-              f"| {r['ratio_full_to_reference']:.2f} |")
+              f"| {r['ratio_full_to_reference']:.2f} | {r['ratio_pause_free']:.2f} |")
     print(json.dumps({k: v for k, v in results.items() if k != "clips"}, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Train the shipped default (checkpoints/default) from scratch, in four resumable steps:
+# Train the shipped default (checkpoints/default) from scratch, in five resumable steps:
 #   bash scripts/train_default.sh RUN_DIR        (re-run the same line to resume after an interruption)
 #   1. the paper model, Stage I + Stage II (configs/default.toml)             -> RUN_DIR/paper-bundle
 #   2. the prosody predictor on RAVDESS's parallel takes (train/fit_prosody)   -> RUN_DIR/prosody-bundle
 #   3. reshape phase 1: G fine-tuned on the parallel takes (configs/reshape.toml, 1800 steps) -> RUN_DIR/reshape-1-bundle
-#   4. reshape phase 2: with LibriSpeech voices, f0-shift gain 0.5 (configs/reshape_libri.toml) -> RUN_DIR/default-bundle
+#   4. reshape phase 2: with LibriSpeech voices, f0-shift gain 0.5 (configs/reshape_libri.toml) -> RUN_DIR/reshape-2-bundle
+#   5. R alone, then its head refitted on whole utterances (configs/recognizer.toml)  -> RUN_DIR/default-bundle
 # A step whose bundle exists is skipped; a step with a checkpoint continues it (--resume). Extra `--set KEY=VALUE`
 # settings for every `ainn train` go in AINN_TRAIN_SET (e.g. "stage1.steps=1"). Wall time on the 2-core CPU:
 # README, "Train" ("The shipped default from scratch").
@@ -19,7 +20,7 @@ train() {  # train OUT_FOLDER EXPORT ARGS...: skip when EXPORT exists, resume wh
     shift 2
     [ -f "$export/bundle.json" ] && { echo "have $export"; return; }
     local resume=()
-    compgen -G "$out/stage*/latest.pt" > /dev/null && resume=(--resume)
+    compgen -G "$out/*/latest.pt" > /dev/null && resume=(--resume)
     ainn train --out "$out" "$@" "${extra[@]}" "${resume[@]}" --export "$export"
 }
 
@@ -28,6 +29,8 @@ train "$run/paper" "$run/paper-bundle" --config configs/default.toml --set model
     --out "$run/prosody-bundle" ${AINN_FIT_STEPS:+--steps "$AINN_FIT_STEPS"}
 train "$run/reshape-1" "$run/reshape-1-bundle" --config configs/reshape.toml --stage stage2 \
     --set stage2.steps=1800 --set "init_bundle=\"$run/prosody-bundle\""
-train "$run/reshape-2" "$run/default-bundle" --config configs/reshape_libri.toml --stage stage2 \
+train "$run/reshape-2" "$run/reshape-2-bundle" --config configs/reshape_libri.toml --stage stage2 \
     --set "init_bundle=\"$run/reshape-1-bundle\""
+train "$run/recognizer" "$run/default-bundle" --config configs/recognizer.toml --stage recognizer \
+    --set "init_bundle=\"$run/reshape-2-bundle\""
 echo "the default model: $run/default-bundle"

@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from ainn_cli.chunks import sounding_spans
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import CONTEXT, load_pipeline
 from ainn_cli.prosody import retime
@@ -59,6 +60,39 @@ def test_vocoder_chunks_are_exact_with_its_receptive_radius(tiny_bundle: Path) -
     assert exact < 1e-6 and blind > 1e-4, (exact, blind)  # the waveform peaks at about 0.1
 
 
+def test_sounding_spans_widen_merge_and_clip() -> None:
+    quiet, loud = -11.5, -3.0
+    e = torch.full((100,), quiet)
+    e[20:25], e[40:42], e[95:] = loud, loud, loud
+    assert sounding_spans(e, 60.0, margin=8) == [(12, 50), (87, 100)]  # 25..40 is bridged by the margins
+    assert sounding_spans(e, 60.0, margin=2) == [(18, 27), (38, 44), (93, 100)]
+    assert sounding_spans(e, 60.0, margin=6) == [(14, 48), (89, 100)]  # 31..34 is too short a gap to cut
+    assert sounding_spans(torch.full((10,), quiet), 60.0, margin=2) == [(0, 10)]  # all equally quiet: all kept
+    assert sounding_spans(torch.zeros(0), 60.0, margin=2) == []
+    e[50] = float("nan")
+    assert sounding_spans(e, 60.0, margin=2) == [(0, 100)]
+
+
+def test_silence_is_skipped_and_the_sounding_frames_are_unchanged(tiny_bundle: Path) -> None:
+    """Frames 60 dB under the loudest are not vocoded (zeros); every louder frame's samples are the same."""
+    pipe = load_pipeline(str(tiny_bundle), "cpu")
+    mel = torch.full((1, 80, 400), -11.5)
+    mel[..., 100:160] = torch.randn(1, 80, 60, generator=torch.Generator().manual_seed(0)) - 3
+    mel[..., 300:330] = torch.randn(1, 80, 30, generator=torch.Generator().manual_seed(1)) - 3
+    seen: list[int] = []
+    vocoder = pipe.vocoder
+    pipe.vocoder = lambda m: (seen.append(m.shape[-1]), vocoder(m))[1]  # type: ignore[assignment]
+    whole = pipe.vocode(mel, skip_silence=False)
+    assert seen == [400]
+    skipped = pipe.vocode(mel)
+    hop = len(whole) // 400
+    for lo, hi in ((100, 160), (300, 330)):
+        np.testing.assert_allclose(skipped[lo * hop : hi * hop], whole[lo * hop : hi * hop], atol=1e-6)
+    margin = pipe.vocoder_context + 1
+    assert seen[1:] == [60 + 2 * margin, 30 + 2 * margin]
+    assert not skipped[: (100 - margin) * hop].any() and not skipped[(330 + margin) * hop :].any()
+
+
 def _without_whole_chunk_statistics(module: torch.nn.Module) -> torch.nn.Module:
     """A copy of `module` with its instance and group norms (which see the whole chunk) taken out."""
     module = copy.deepcopy(module)
@@ -97,10 +131,10 @@ def test_chunks_join_without_a_seam() -> None:
     """Default model, 12 s input: 256-frame chunks stay close to one pass, with no jump at the boundaries."""
     pipe = load_pipeline(device="cpu")
     source, reference = tone(12.0, f0=120, seed=1), tone(3.0, f0=230, seed=2)
-    result = pipe.convert(source, reference)
+    result = pipe.convert(source, reference, strength=1.0)  # not R's reading of a tone: a full conversion
     whole = result.wave
     pipe.chunk_frames = 256
-    chunked = pipe.convert(source, reference).wave
+    chunked = pipe.convert(source, reference, strength=1.0).wave
     gap = float((log_mel(whole) - log_mel(chunked)).abs().mean())
     frames = log_mel(whole).shape[-1]  # a prosody model changes the duration: compare on the output's time axis
     change = float((log_mel(whole) - retime(log_mel(source), frames)).abs().mean())

@@ -18,6 +18,7 @@ from ainn_cli.pitch import Pitch, continuous_log_f0, energy, yin
 from ainn_cli.prosody import (
     Prosody,
     apply_change,
+    match_energy,
     measure_change,
     new_length,
     reshape_mel,
@@ -270,20 +271,22 @@ def test_the_embedded_prosody_bundle_is_the_paper_model_plus_a_predictor() -> No
     assert change[0] > 0 and change[2] > 0  # a full-strength angry prototype raises pitch and energy
 
 
-def test_the_default_fine_tunes_only_the_prosody_bundles_generator() -> None:
-    """The default (variant reshape) is `--model prosody` with G fine-tuned (scripts/train_default.sh): every
-    other weight is the same, G still reads no prosody channels (the predictor's DSP reshapes the mel before
-    it), and the predictor asks for half the fitted f0 shift."""
+def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognizer() -> None:
+    """The default (variant reshape) is `--model prosody` with G and R fine-tuned (scripts/train_default.sh):
+    every other weight is the same, G still reads no prosody channels (the predictor's DSP reshapes the mel
+    before it), the predictor asks for half the fitted f0 shift, G's output is never louder than asked, and
+    at strength 0 G is asked for the neutral prototype."""
     from ainn_cli.hub import registry
 
     bundles = registry()
     default, prosody = load_bundle(bundles["default"]), load_bundle(bundles["prosody"])
-    assert default.modules["prosody"].config.gain == (0.5, 1.0, 1.0, 1.0)
+    config = default.modules["prosody"].config
+    assert config.gain == (0.5, 1.0, 1.0, 1.0) and config.match_energy == "lower" and config.blend_neutral
     assert set(default.modules) == set(prosody.modules) and default.modules["generator"].config.prosody_dim == 0
     changed = {name for name, module in prosody.modules.items()
                if any(not torch.equal(default.modules[name].state_dict()[k], v)
                       for k, v in module.state_dict().items())}
-    assert changed == {"generator"}
+    assert changed == {"generator", "recognizer"}
 
 
 def test_the_default_cue_has_no_spike_at_the_edges() -> None:
@@ -313,3 +316,86 @@ def test_cached_bases_made_while_converting_still_train() -> None:
     mel = torch.randn(1, 80, 8, requires_grad=True)
     (split_envelope(mel)[0].sum() + warp_mel(mel, torch.full((1, 8), 1.1)).sum()).backward()  # type: ignore[no-untyped-call]
     assert mel.grad is not None and torch.isfinite(mel.grad).all()
+
+
+def test_match_energy_shifts_the_whole_mel_to_the_asked_speech_energy() -> None:
+    torch.manual_seed(0)
+    like = torch.randn(2, 80, 120) - 4.0
+    mel = like[..., :100] * 0.5 + torch.tensor([3.0, -6.0])[:, None, None]  # the first too loud, the second too quiet
+    out = match_energy(mel, like)
+    speech = lambda m: statistics(Prosody(log_f0=torch.zeros(2, m.shape[-1]), voiced=torch.zeros(2, m.shape[-1]),  # noqa: E731
+                                          energy=energy(m)))[:, 2]
+    torch.testing.assert_close(speech(out), speech(like))
+    shift = out - mel  # one constant per utterance: the spectral shape and the contour stay G's
+    torch.testing.assert_close(shift, shift[..., :1, :1].expand_as(shift))
+    lowered = match_energy(mel, like, louder=False)  # only the loud one moves
+    torch.testing.assert_close(lowered[0], out[0])
+    torch.testing.assert_close(lowered[1], mel[1])
+    with pytest.raises(ValueError, match="match_energy must be one of"):
+        ProsodyPredictor(ProsodyPredictorConfig(match_energy="yes"))
+
+
+def _pipeline_with_predictor(tmp_path: Path, **options: object):  # type: ignore[no-untyped-def]
+    """Tiny modules + a predictor asking +2 semitones and +3 dB per unit of strength."""
+    from ainn_cli.bundle import BundleInfo, Calibration
+    from ainn_cli.models.recognizer import LABELS
+    from ainn_cli.pipeline import load_pipeline
+    from tests.conftest import tiny_modules
+
+    predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8, **options))  # type: ignore[arg-type]
+    with torch.no_grad():
+        predictor.net[-1].bias.copy_(torch.tensor([math.log(2 ** (2 / 12)), 0.0, 0.35, 0.0]))
+        predictor.net[-1].weight.zero_()
+    rng = np.random.default_rng(1)
+    info = BundleInfo(name="tiny-options", labels=LABELS, calibration=Calibration(low={}, high={}),
+                      prototypes={k: list(map(float, rng.standard_normal(8) / np.sqrt(8))) for k in LABELS})
+    name = "-".join(f"{k}={v}" for k, v in sorted(options.items())) or "plain"
+    return load_pipeline(str(save_bundle(tmp_path / name, info, {**tiny_modules(), "prosody": predictor})), "cpu")
+
+
+def _g_output(pipe, source: np.ndarray, **convert: object) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The mel `(1, 80, T)` that `pipe.convert(source, **convert)` hands its vocoder."""
+    seen: list[torch.Tensor] = []
+    vocode = pipe.vocode
+    pipe.vocode = lambda mel, chunk=2048: (seen.append(mel.float()), vocode(mel, chunk))[1]
+    pipe.convert(source, **convert)
+    pipe.vocode = vocode
+    return seen[0]
+
+
+def test_blend_neutral_asks_g_for_neutral_speech_at_strength_zero(tmp_path: Path) -> None:
+    from tests.conftest import tone
+
+    source = tone(1.0)
+    blended = _pipeline_with_predictor(tmp_path, blend_neutral=True)
+    neutral = _g_output(blended, source, emotion="neutral")
+    torch.testing.assert_close(_g_output(blended, source, emotion="angry", strength=0.0), neutral)
+    assert (_g_output(blended, source, emotion="angry", strength=1.0) - neutral).abs().max() > 1e-2
+    plain = _pipeline_with_predictor(tmp_path)  # without it, G still hears the angry prototype at strength 0
+    assert (_g_output(plain, source, emotion="angry", strength=0.0) - _g_output(plain, source, emotion="neutral")
+            ).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("strength", [0.0, 1.0])
+def test_match_energy_gives_g_s_output_the_asked_loudness(tmp_path: Path, strength: float) -> None:
+    """G's output gets the speech energy of the reshaped mel G was given (the source's at strength 0)."""
+    from tests.conftest import tone
+
+    source = tone(1.0)
+    pipe = _pipeline_with_predictor(tmp_path, match_energy="match")
+    given: list[torch.Tensor] = []
+    encode = pipe._encode
+    pipe._encode = lambda mel, chunk: (given.append(mel.float()), encode(mel, chunk))[1]  # type: ignore[method-assign]
+    matched = _g_output(pipe, source, emotion="angry", strength=strength)
+    drifting = _g_output(_pipeline_with_predictor(tmp_path), source, emotion="angry", strength=strength)
+    loudness = lambda m: float(statistics(Prosody(log_f0=torch.zeros(1, m.shape[-1]),  # noqa: E731
+                                                  voiced=torch.zeros(1, m.shape[-1]), energy=energy(m)))[0, 2])
+    if strength == 0.0:
+        torch.testing.assert_close(given[0], log_mel(source), atol=0.05, rtol=0)  # the warp by 1 is near exact
+    else:
+        assert loudness(given[0]) > loudness(log_mel(source)) + 0.2  # the predictor's +3 dB
+    assert loudness(matched) == pytest.approx(loudness(given[0]), abs=1e-3)
+    assert abs(loudness(drifting) - loudness(given[0])) > 0.05  # the tiny random G drifts on its own
+    lowered = _g_output(_pipeline_with_predictor(tmp_path, match_energy="lower"), source, emotion="angry",
+                        strength=strength)
+    assert loudness(lowered) == pytest.approx(min(loudness(drifting), loudness(given[0])), abs=1e-3)

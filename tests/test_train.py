@@ -255,3 +255,30 @@ def test_overrides_take_toml_values_and_refuse_wrong_types() -> None:
                          ("data.sources=3", "data.sources: expected a list of strings")]:
         with pytest.raises(UsageError, match=message):
             load_config(default, [bad])
+
+
+def test_fit_head_balances_classes_and_separates_them() -> None:
+    from ainn_cli.train.refit import fit_head
+
+    torch.manual_seed(0)
+    centres = torch.randn(3, 6) * 3
+    labels = torch.tensor([0] * 60 + [1] * 10 + [2] * 10)  # class 0 six times as common
+    features = centres[labels] + torch.randn(80, 6)
+    weight, bias = fit_head(features, labels, 3, l2=1e-3)
+    predicted = (features @ weight.T + bias).argmax(-1)
+    assert all((predicted[labels == k] == k).float().mean() > 0.8 for k in range(3))
+    strong, _ = fit_head(features, labels, 3, l2=10.0)
+    assert strong.norm() < weight.norm() / 5  # the penalty shrinks the weights
+
+
+def test_recognizer_stage_refits_the_head_on_whole_utterances(manifest: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(config(manifest, tmp_path, "recognizer.steps=1", "refit_head=0.001"), run, stages=("recognizer",),
+          export=tmp_path / "bundle", quiet=True)
+    best = torch.load(run / "recognizer" / "best.pt", weights_only=True)["nets"]
+    refit = torch.load(run / "recognizer" / "refit.pt", weights_only=True)
+    changed = {k for k in best if not torch.equal(best[k], refit["nets"][k])}
+    assert changed == {"recognizer.classifier.weight", "recognizer.classifier.bias"}
+    assert refit["refit_accuracy"] > 0.5  # five tones, one per emotion: separable once pooled whole
+    exported = load_pipeline(str(tmp_path / "bundle"), "cpu").recognizer.classifier.weight
+    torch.testing.assert_close(exported.float(), refit["nets"]["recognizer.classifier.weight"], atol=1e-2, rtol=1e-2)

@@ -16,6 +16,8 @@ from torch import nn
 
 from ainn_cli.prosody import CHANGES
 
+MATCH_ENERGY = ("off", "lower", "match")
+
 
 @dataclass(frozen=True)
 class ProsodyPredictorConfig:
@@ -23,7 +25,13 @@ class ProsodyPredictorConfig:
     hidden: int = 128
     changes: int = len(CHANGES)
     gain: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per change (CHANGES order): < 1 tempers what was fitted
-
+    # reshape path, after G: "lower" brings the output's mean speech energy down to the asked one (the source's
+    # plus the predicted change) where G made it louder, so that strength 0 keeps the source's level and sad
+    # gets quieter; "match" also raises it (it cost words on LibriSpeech validation readers); "off" leaves G's
+    match_energy: str = "off"
+    # G's emotion embedding goes from the neutral prototype (strength 0) to the reference's (strength 1) along
+    # the unit sphere, so that at strength 0 G too is asked for neutral speech, not only the prosody path
+    blend_neutral: bool = False
 
 
 class ProsodyPredictor(nn.Module):
@@ -33,6 +41,8 @@ class ProsodyPredictor(nn.Module):
         super().__init__()
         if len(config.gain) != config.changes:
             raise ValueError(f"gain has {len(config.gain)} entries for {config.changes} changes")
+        if config.match_energy not in MATCH_ENERGY:
+            raise ValueError(f"match_energy must be one of {MATCH_ENERGY}, got {config.match_energy!r}")
         self.config = config
         self.net = nn.Sequential(
             nn.Linear(config.emotion_dim + 1, config.hidden), nn.GELU(),

@@ -92,6 +92,8 @@ class TrainConfig:
     triplet_closeness: float = 0.25  # str: positives are the same emotion at intensities at most this far apart
     keep_reference_strength: float = 0.5  # Stage II: P(convert at the reference's own strength), else uniform
     probe_width: int = 128  # hidden units of the `dis` emotion probe on pooled content
+    # after --stage recognizer: refit Rc on whole training utterances with this L2 weight (train/refit.py); 0 = off
+    refit_head: float = 0.0
     grad_clip: float = 5.0
     seed: int = 1234
     log_every: int = 20

@@ -14,7 +14,8 @@ from ainn_cli.train.data import Corpus, build_corpus, load_source, split_speaker
 from ainn_cli.train.distributed import World, init_world, shutdown
 from ainn_cli.train.export import export_bundle
 from ainn_cli.train.loop import STAGES, load_nets, run_stage, write_run_files
-from ainn_cli.train.nets import build_nets
+from ainn_cli.train.nets import RECOGNIZER_STAGE, build_nets
+from ainn_cli.train.refit import refit_head, save_refit
 
 
 def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list[str]]]:
@@ -44,6 +45,8 @@ def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, 
             checkpoint = run_stage(config, corpora, run_dir, stage, checkpoint, resume, quiet, world, device)
     finally:
         shutdown(world)
+    if world.main and checkpoint is not None and RECOGNIZER_STAGE in stages and config.refit_head > 0:
+        checkpoint = refit_run(config, checkpoint, corpora["train"], run_dir / RECOGNIZER_STAGE / "refit.pt")
     if world.main and export is not None and checkpoint is not None:
         export_run(config, checkpoint, corpora["train"], export, split)
     return checkpoint or run_dir
@@ -75,6 +78,13 @@ def _device(spec: str, world: World) -> torch.device:
     if device.type == "cuda" and world.distributed:
         return torch.device("cuda", world.local_rank)
     return device
+
+
+def refit_run(config: TrainConfig, checkpoint: Path, corpus: Corpus, out: Path) -> Path:
+    """The recognizer stage's best checkpoint with Rc refitted on whole training utterances (train/refit.py)."""
+    nets = build_nets(config)
+    load_nets(nets, checkpoint)
+    return save_refit(nets.state_dict(), out, refit_head(nets.recognizer, corpus, config.refit_head))
 
 
 def export_run(config: TrainConfig, checkpoint: Path, corpus: Corpus, out_dir: Path,
