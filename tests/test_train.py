@@ -282,3 +282,21 @@ def test_recognizer_stage_refits_the_head_on_whole_utterances(manifest: Path, tm
     assert refit["refit_accuracy"] > 0.5  # five tones, one per emotion: separable once pooled whole
     exported = load_pipeline(str(tmp_path / "bundle"), "cpu").recognizer.classifier.weight
     torch.testing.assert_close(exported.float(), refit["nets"]["recognizer.classifier.weight"], atol=1e-2, rtol=1e-2)
+
+
+def test_calibration_takes_its_zero_from_the_actors_neutral_takes() -> None:
+    """Read speech of speakers with no emotional take (LibriSpeech) does not move strength 0."""
+    import numpy as np
+
+    from ainn_cli.emotions import LABELS
+    from ainn_cli.train.data import Corpus, Utterance
+    from ainn_cli.train.export import calibrate
+
+    actors = [Utterance("a", "actor", e, 0.0 if e == "neutral" else 1.0) for e in ("neutral", "neutral", "angry")]
+    readers = [Utterance("r", f"reader{k}", "neutral", 0.0) for k in range(5)]
+    both = Corpus(actors + readers, [np.zeros((80, 4))] * 8, LABELS)
+    raw = np.array([0.01, 0.03, 0.9] + [0.5] * 5)
+    cal = calibrate(both, raw)
+    assert cal.low["angry"] == pytest.approx(0.02) and cal.high["angry"] == pytest.approx(0.9)
+    alone = Corpus(readers + actors[2:], [np.zeros((80, 4))] * 6, LABELS)  # no actor's neutral take: the readers'
+    assert calibrate(alone, np.array([0.5] * 5 + [0.9])).low["angry"] == pytest.approx(0.5)

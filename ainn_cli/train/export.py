@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
+from ainn_cli.emotions import NEUTRAL
 from ainn_cli.errors import UsageError
 from ainn_cli.models.vocoder import HifiGan, VocoderConfig
 from ainn_cli.train.data import Corpus
@@ -32,9 +33,13 @@ def read_corpus(nets: Nets, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrate(corpus: Corpus, strengths: np.ndarray) -> Calibration:
-    """Per emotion: median raw Rs of neutral speech -> 0, 90th percentile of the emotion -> 1."""
+    """Per emotion: median raw Rs of neutral speech -> 0, 90th percentile of the emotion -> 1. The neutral
+    speech is that of the speakers who also act emotions (the zero of the scale their takes define); read
+    speech of speakers with no emotional take (LibriSpeech) counts only when there is no other."""
     ids = corpus.label_ids
-    neutral = strengths[ids == 0]
+    acting = {u.speaker for u in corpus.utterances if u.emotion != NEUTRAL}
+    of_actors = np.array([u.speaker in acting for u in corpus.utterances], dtype=bool)
+    neutral = strengths[(ids == 0) & of_actors] if ((ids == 0) & of_actors).any() else strengths[ids == 0]
     low_value = float(np.median(neutral)) if len(neutral) else 0.0
     low, high = {}, {}
     for k, label in enumerate(corpus.labels[1:], start=1):
