@@ -10,7 +10,6 @@ its own smaller tiles), so a long recording never needs memory in proportion to 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -43,14 +42,14 @@ def map_chunks(frames: int, run: Callable[[Span], torch.Tensor], chunk: int, con
     return torch.cat(pieces, dim=-1)
 
 
-def sounding_spans(frame_energy: torch.Tensor, floor_db: float, margin: int) -> list[tuple[int, int]]:
-    """[start, stop) runs of frames within `floor_db` dB of the loudest frame, each widened by `margin`
-    frames per side; runs that overlap or are less than `margin` apart are merged. `frame_energy (T,)` is
-    a natural-log energy (pitch.energy); a NaN anywhere keeps every frame, so that a broken model's
-    output is not hidden as silence."""
+def sounding_spans(frame_energy: torch.Tensor, floor: float, margin: int) -> list[tuple[int, int]]:
+    """[start, stop) runs of frames within `floor` of the loudest frame, each widened by `margin` frames per
+    side; runs that overlap or are less than `margin` apart are merged. `frame_energy (T,)` and `floor` are
+    natural-log energies (pitch.energy; dB / prosody.NEPER_TO_DB); a NaN anywhere keeps every frame, so
+    that a broken model's output is not hidden as silence."""
     if frame_energy.numel() == 0:
         return []
-    loud = ~(frame_energy < frame_energy.max() - floor_db / (20 / math.log(10)))  # NaN counts as loud: it shows
+    loud = ~(frame_energy < frame_energy.max() - floor)  # NaN counts as loud: it shows
     kernel = torch.ones(1, 1, 2 * margin + 1)
     near = F.conv1d(loud.float()[None, None], kernel, padding=margin)[0, 0] > 0
     edges = torch.diff(F.pad(near.int(), (1, 1))).nonzero()[:, 0].tolist()

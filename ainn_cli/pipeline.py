@@ -288,12 +288,12 @@ class Pipeline:
         With `skip_silence`, runs of frames more than SILENCE_DB under the loudest frame are written as zeros
         instead of being vocoded, past a margin of the vocoder's receptive radius around every louder frame:
         the louder frames' samples are the same as from vocoding everything (they depend on no frame farther
-        away), and what is skipped would have come out at about -70 dBFS."""
+        away), and what is skipped would have come out at about -75 dBFS."""
         mel = mel.to(torch.float32)
         if not skip_silence:
             return self._vocode_span(mel, chunk).float().cpu().numpy()
         wave = torch.zeros(mel.shape[-1] * HOP_LENGTH, device=mel.device)
-        for start, stop in sounding_spans(energy(mel[0]), SILENCE_DB, self.vocoder_context + 1):
+        for start, stop in sounding_spans(energy(mel[0]), SILENCE_DB / NEPER_TO_DB, self.vocoder_context + 1):
             wave[start * HOP_LENGTH : stop * HOP_LENGTH] = self._vocode_span(mel[..., start:stop], chunk)
         return wave.float().cpu().numpy()
 

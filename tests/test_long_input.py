@@ -21,7 +21,7 @@ import torch
 from ainn_cli.chunks import sounding_spans
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import CONTEXT, load_pipeline
-from ainn_cli.prosody import retime
+from ainn_cli.prosody import NEPER_TO_DB, retime
 from tests.conftest import tone
 
 ADDED_RSS_LIMIT_MB = 1000  # over an idle torch process (measured: 650 CPU build, 525 CUDA build); the 20-minute
@@ -61,16 +61,16 @@ def test_vocoder_chunks_are_exact_with_its_receptive_radius(tiny_bundle: Path) -
 
 
 def test_sounding_spans_widen_merge_and_clip() -> None:
-    quiet, loud = -11.5, -3.0
+    quiet, loud, floor = -11.5, -3.0, 60.0 / NEPER_TO_DB  # 60 dB in the energy's nepers
     e = torch.full((100,), quiet)
     e[20:25], e[40:42], e[95:] = loud, loud, loud
-    assert sounding_spans(e, 60.0, margin=8) == [(12, 50), (87, 100)]  # 25..40 is bridged by the margins
-    assert sounding_spans(e, 60.0, margin=2) == [(18, 27), (38, 44), (93, 100)]
-    assert sounding_spans(e, 60.0, margin=6) == [(14, 48), (89, 100)]  # 31..34 is too short a gap to cut
-    assert sounding_spans(torch.full((10,), quiet), 60.0, margin=2) == [(0, 10)]  # all equally quiet: all kept
-    assert sounding_spans(torch.zeros(0), 60.0, margin=2) == []
+    assert sounding_spans(e, floor, margin=8) == [(12, 50), (87, 100)]  # 25..40 is bridged by the margins
+    assert sounding_spans(e, floor, margin=2) == [(18, 27), (38, 44), (93, 100)]
+    assert sounding_spans(e, floor, margin=6) == [(14, 48), (89, 100)]  # 31..34 is too short a gap to cut
+    assert sounding_spans(torch.full((10,), quiet), floor, margin=2) == [(0, 10)]  # all equally quiet: all kept
+    assert sounding_spans(torch.zeros(0), floor, margin=2) == []
     e[50] = float("nan")
-    assert sounding_spans(e, 60.0, margin=2) == [(0, 100)]
+    assert sounding_spans(e, floor, margin=2) == [(0, 100)]
 
 
 def test_silence_is_skipped_and_the_sounding_frames_are_unchanged(tiny_bundle: Path) -> None:

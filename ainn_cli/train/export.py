@@ -38,8 +38,8 @@ def calibrate(corpus: Corpus, strengths: np.ndarray) -> Calibration:
     speech of speakers with no emotional take (LibriSpeech) counts only when there is no other."""
     ids = corpus.label_ids
     acting = {u.speaker for u in corpus.utterances if u.emotion != NEUTRAL}
-    of_actors = np.array([u.speaker in acting for u in corpus.utterances], dtype=bool)
-    neutral = strengths[(ids == 0) & of_actors] if ((ids == 0) & of_actors).any() else strengths[ids == 0]
+    acted_neutral = (ids == 0) & np.array([u.speaker in acting for u in corpus.utterances], dtype=bool)
+    neutral = strengths[acted_neutral] if acted_neutral.any() else strengths[ids == 0]
     low_value = float(np.median(neutral)) if len(neutral) else 0.0
     low, high = {}, {}
     for k, label in enumerate(corpus.labels[1:], start=1):
