@@ -96,10 +96,13 @@ class Converted:
 
 
 def _prosody_text(change: dict[str, float] | None) -> str:
-    """`, pitch +3.1 st x1.25 range, +6.0 dB, duration x1.10` from a prosody change ('' if none)."""
+    """`, pitch +3.1 st x1.25 range, ending +4.6 st, +6.0 dB, duration x1.10` from a prosody change ('' if
+    none; the ending only where a contour moves it)."""
     if not change:
         return ""
-    return (f", pitch {change['pitch_semitones']:+.1f} st x{change['pitch_range']:.2f} range, "
+    end = change.get("pitch_end_semitones", 0.0)
+    ending = f", ending {end:+.1f} st" if abs(end) >= 0.05 else ""
+    return (f", pitch {change['pitch_semitones']:+.1f} st x{change['pitch_range']:.2f} range{ending}, "
             f"{change['energy_db']:+.1f} dB, duration x{change['duration']:.2f}")
 
 

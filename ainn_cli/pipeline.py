@@ -68,6 +68,7 @@ class ProsodyChange:
     pitch_range: float  # ratio of the pitch contour's spread
     energy_db: float  # loudness change of the speech frames
     duration: float  # ratio of output to source length
+    pitch_end_semitones: float = 0.0  # the contour's last value: how the end of speech moves beyond the shift
 
 
 @dataclass(frozen=True)
@@ -180,16 +181,19 @@ class Pipeline:
         mel, change = self._mel(samples), None
         if self.prosody is not None:
             change = self.prosody(embedding, level_in).float()
+            contour = self.prosody.contour(self._label_index(label), level_in)
             if self.prosody.config.blend_neutral:
                 embedding = self._blend_neutral(embedding, level)
-            target = Target(embedding, strength_in, level_in, yin(samples), change)
+            target = Target(embedding, strength_in, level_in, yin(samples), change,
+                            None if contour is None else contour.float(),
+                            F.normalize(self._neutral(), dim=-1) if self.prosody.config.guidance != 1.0 else None)
         wave = self._convert_in_chunks(mel, target)
         length = len(samples) if change is None else round(len(samples) * new_length(mel.shape[-1], change)
                                                            / max(mel.shape[-1], 1))
         return ConversionResult(
             wave=_fit(wave, length), reference=reading, emotion=label, strength=level,
             seconds=len(samples) / SAMPLE_RATE, elapsed=time.perf_counter() - start,
-            prosody=None if change is None else _described(change, length / max(len(samples), 1)),
+            prosody=None if change is None else _described(change, length / max(len(samples), 1), target.contour),
         )
 
     def _target(
@@ -206,12 +210,20 @@ class Pipeline:
             raise UsageError(f"unknown emotion {emotion!r} (this model knows: {', '.join(prototypes) or 'none'})")
         return None, torch.tensor([prototypes[emotion]], device=self.device, dtype=self.dtype)
 
-    def _blend_neutral(self, embedding: torch.Tensor, level: float) -> torch.Tensor:
-        """The emotion embedding `(1, E)` moved to the neutral prototype by 1 - level (unit norm kept)."""
+    def _label_index(self, label: str) -> torch.Tensor:
+        """`(1,)` index of `label` among the bundle's labels."""
+        return torch.tensor([self.bundle.info.labels.index(label)], device=self.device)
+
+    def _neutral(self) -> torch.Tensor:
+        """The neutral prototype `(1, E)` (blend_neutral and guidance need it)."""
         neutral = self.bundle.info.prototypes.get(NEUTRAL)
         if neutral is None:
-            raise BundleError(f"{self.bundle.path}: blend_neutral needs a neutral prototype in bundle.json")
-        start = torch.tensor([neutral], device=self.device, dtype=self.dtype)
+            raise BundleError(f"{self.bundle.path}: blend_neutral and guidance need a neutral prototype in bundle.json")
+        return torch.tensor([neutral], device=self.device, dtype=self.dtype)
+
+    def _blend_neutral(self, embedding: torch.Tensor, level: float) -> torch.Tensor:
+        """The emotion embedding `(1, E)` moved to the neutral prototype by 1 - level (unit norm kept)."""
+        start = self._neutral()
         return F.normalize(start + level * (embedding - start), dim=-1)
 
     def _convert_in_chunks(self, mel: torch.Tensor, target: Target) -> np.ndarray:
@@ -247,12 +259,12 @@ class Pipeline:
         if target.pitch is not None and change is not None:
             source = _source_prosody(mel, target.pitch)
             if not rendered:
-                mel = reshape_mel(mel, source, change.to(mel.dtype))
+                mel = reshape_mel(mel, source, change.to(mel.dtype), target.contour)
         frames, timbre = self._encode(mel, chunk)
         prosody = None
         if source is not None and change is not None and rendered:
             length = new_length(mel.shape[-1], change)
-            wanted = apply_change(source, change.to(source.log_f0.dtype)).retimed(length)
+            wanted = apply_change(source, change.to(source.log_f0.dtype), target.contour).retimed(length)
             frames = retime(frames, length)
             prosody = prosody_inputs(wanted.log_f0, wanted.voiced, wanted.energy).to(self.dtype)
 
@@ -260,6 +272,9 @@ class Pipeline:
             part = None if prosody is None else prosody[..., s.lo : s.hi]
             out: torch.Tensor = self.generator(frames[..., s.lo : s.hi], target.embedding, target.strength, timbre,
                                                part)
+            if target.neutral is not None and self.prosody is not None:  # guidance: away from G's neutral
+                base = self.generator(frames[..., s.lo : s.hi], target.neutral, target.strength, timbre, part)
+                out = base + self.prosody.config.guidance * (out - base)
             return out
 
         out = map_chunks(frames.shape[-1], generate, chunk, CONTEXT)
@@ -305,13 +320,16 @@ class Pipeline:
 @dataclass(frozen=True)
 class Target:
     """What G is asked for: emotion embedding `(1, E)`, raw strength `(1,)`, calibrated level `(1,)` and,
-    with a prosody path, the source's pitch and the predicted prosody change `(1, 4)`."""
+    with a prosody path, the source's pitch, the predicted prosody change `(1, 4)`, contour `(1, K)` and, with
+    guidance, the neutral prototype `(1, E)` (unit norm, as blend_neutral hands G at strength 0)."""
 
     embedding: torch.Tensor
     strength: torch.Tensor
     level: torch.Tensor
     pitch: Pitch | None = None
     change: torch.Tensor | None = None
+    contour: torch.Tensor | None = None
+    neutral: torch.Tensor | None = None
 
 
 def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
@@ -320,11 +338,12 @@ def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
     return Prosody.of(mel.float(), track)
 
 
-def _described(change: torch.Tensor, duration: float) -> ProsodyChange:
-    """The predictor's change `(1, 4)` in units people read."""
+def _described(change: torch.Tensor, duration: float, contour: torch.Tensor | None) -> ProsodyChange:
+    """The predictor's change `(1, 4)` and contour `(1, K)` in units people read."""
     values = change[0].tolist()
+    end = 0.0 if contour is None else float(contour[0, -1]) * 12 / math.log(2)
     return ProsodyChange(pitch_semitones=values[0] * 12 / math.log(2), pitch_range=math.exp(values[1]),
-                         energy_db=values[2] * NEPER_TO_DB, duration=duration)
+                         energy_db=values[2] * NEPER_TO_DB, duration=duration, pitch_end_semitones=end)
 
 
 def _level(label: str, strength: float | None, reading: StrengthReading | None) -> float:

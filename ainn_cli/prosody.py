@@ -2,6 +2,7 @@
 
     change (B, 4) = [d median ln f0, ln range ratio, d energy, ln duration ratio]  (models/predictor.py)
     source prosody (B, T) --shift/scale voiced ln f0, raise speech energy--> target prosody
+    contour (B, K): ln f0 offsets at K points evenly spread over the speech span --interpolated--> (B, T)
     content, prosody (B, C, T) --linear resampling in time by exp(ln duration ratio)--> (B, C, T')
 
 The predictor is trained on RAVDESS's parallel takes (an actor's emotional take minus the neutral take
@@ -73,14 +74,41 @@ def measure_change(source: Prosody, target: Prosody) -> torch.Tensor:
     return statistics(target) - statistics(source)
 
 
-def apply_change(prosody: Prosody, change: torch.Tensor) -> Prosody:
-    """Shift and scale voiced ln f0 around its mean, raise the energy of speech frames. `change (B, 4)`."""
+def apply_change(prosody: Prosody, change: torch.Tensor, contour: torch.Tensor | None = None) -> Prosody:
+    """Shift and scale voiced ln f0 around its mean, raise the energy of speech frames. `change (B, 4)`;
+    an optional `contour (B, K)` then adds a frame-level ln f0 shape over the speech span (`contour_curve`)."""
     voiced = prosody.voiced * speech_mask(prosody.energy)
     mean = _masked_mean(prosody.log_f0, voiced).unsqueeze(-1)
     ratio = change[:, 1:2].exp()
     log_f0 = mean + change[:, 0:1] + (prosody.log_f0 - mean) * ratio
+    if contour is not None:
+        log_f0 = log_f0 + contour_curve(contour.to(log_f0.dtype), prosody.energy)
     gain = change[:, 2:3] * smooth_speech(prosody.energy)
     return Prosody(log_f0=log_f0, voiced=prosody.voiced, energy=prosody.energy + gain)
+
+
+def speech_span(frame_energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First speech frame and one past the last, per item: `(B, T)` -> `(B,)`, `(B,)` (0, T without speech)."""
+    t = torch.arange(frame_energy.shape[-1], device=frame_energy.device)
+    speech = speech_mask(frame_energy) > 0
+    first = torch.where(speech, t, frame_energy.shape[-1]).amin(-1)
+    last = torch.where(speech, t, -1).amax(-1) + 1
+    none = last <= first
+    return torch.where(none, 0, first), torch.where(none, frame_energy.shape[-1], last)
+
+
+def contour_curve(contour: torch.Tensor, frame_energy: torch.Tensor) -> torch.Tensor:
+    """A contour `(B, K)` laid over each utterance's speech span `(B, T)` -> `(B, T)`: value k sits at the
+    centre of the k-th of K equal parts of the span, linear in between, held before the first and after the last.
+    """
+    bins = contour.shape[-1]
+    first, last = speech_span(frame_energy)
+    t = torch.arange(frame_energy.shape[-1], device=contour.device).to(contour.dtype)
+    x = ((t - first[:, None]) / (last - first).clamp(min=1)[:, None] * bins - 0.5).clamp(0, bins - 1)
+    low = x.floor().long().clamp(max=bins - 1)
+    high = (low + 1).clamp(max=bins - 1)
+    frac = x - low
+    return torch.gather(contour, 1, low) * (1 - frac) + torch.gather(contour, 1, high) * frac
 
 
 def smooth_speech(frame_energy: torch.Tensor, frames: int = 9) -> torch.Tensor:
@@ -131,11 +159,12 @@ def split_envelope(mel: torch.Tensor, keep: int = ENVELOPE_CEPSTRA) -> tuple[tor
     return envelope, mel - envelope
 
 
-def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor) -> torch.Tensor:
-    """Apply a prosody change to a log-mel `(B, 80, T)` itself -> `(B, 80, T')`: the harmonic fine structure
-    is warped by f0_target(t) / f0_source(t) over an unchanged envelope (formants stay, so the voice does),
-    speech frames get the energy change, and the frames are resampled in time by the duration ratio."""
-    wanted = apply_change(source, change)
+def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor,
+                contour: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply a prosody change (and contour) to a log-mel `(B, 80, T)` itself -> `(B, 80, T')`: the harmonic
+    fine structure is warped by f0_target(t) / f0_source(t) over an unchanged envelope (formants stay, so the
+    voice does), speech frames get the energy change, and the frames are resampled in time by the duration ratio."""
+    wanted = apply_change(source, change, contour)
     alpha = (wanted.log_f0 - source.log_f0).exp().clamp(1 / MAX_WARP, MAX_WARP)
     envelope, fine = split_envelope(mel)
     out = envelope + warp_mel(fine, alpha) + (wanted.energy - source.energy).unsqueeze(1).to(mel.dtype)

@@ -72,8 +72,10 @@ def main() -> None:
             name = f"{SOURCE}-to-{emotion}-s{level}.wav"
             write_wav(args.out / name, result.wave, overwrite=True)
             change = result.prosody
-            said = "" if change is None else (f": pitch {change.pitch_semitones:+.1f} st, {change.energy_db:+.1f} dB, "
-                                              f"duration x{change.duration:.2f}")
+            ending = "" if change is None or not change.pitch_end_semitones else (
+                f" ending {change.pitch_end_semitones:+.1f} st")
+            said = "" if change is None else (f": pitch {change.pitch_semitones:+.1f} st{ending}, "
+                                              f"{change.energy_db:+.1f} dB, duration x{change.duration:.2f}")
             rows.append((f"output at --strength {level}{said}", result.wave))
         figure(args.out / f"{SOURCE}-to-{emotion}.png", rows)
         print(emotion, "done", flush=True)

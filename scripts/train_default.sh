@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Train the shipped default (checkpoints/default) from scratch, in five resumable steps:
+# Train the shipped default (checkpoints/default) from scratch, in six resumable steps:
 #   bash scripts/train_default.sh RUN_DIR        (re-run the same line to resume after an interruption)
 #   1. the paper model, Stage I + Stage II (configs/default.toml)             -> RUN_DIR/paper-bundle
 #   2. the prosody predictor on RAVDESS's parallel takes (train/fit_prosody)   -> RUN_DIR/prosody-bundle
 #   3. reshape phase 1: G fine-tuned on the parallel takes (configs/reshape.toml, 1800 steps) -> RUN_DIR/reshape-1-bundle
 #   4. reshape phase 2: with LibriSpeech voices, f0-shift gain 0.5 (configs/reshape_libri.toml) -> RUN_DIR/reshape-2-bundle
-#   5. R alone, then its head refitted on whole utterances (configs/recognizer.toml)  -> RUN_DIR/default-bundle
+#   5. R alone, then its head refitted on whole utterances (configs/recognizer.toml)  -> RUN_DIR/recognizer-bundle
+#   6. the per-emotion pitch contour on RAVDESS's aligned takes, asked twice over (train/fit_contour, seconds)
+#                                                                              -> RUN_DIR/default-bundle
 # A step whose bundle exists is skipped; a step with a checkpoint continues it (--resume). Extra `--set KEY=VALUE`
 # settings for every `ainn train` go in AINN_TRAIN_SET (e.g. "stage1.steps=1"). Wall time on the 2-core CPU:
 # README, "Train" ("The shipped default from scratch").
@@ -31,6 +33,8 @@ train "$run/reshape-1" "$run/reshape-1-bundle" --config configs/reshape.toml --s
     --set stage2.steps=1800 --set "init_bundle=\"$run/prosody-bundle\""
 train "$run/reshape-2" "$run/reshape-2-bundle" --config configs/reshape_libri.toml --stage stage2 \
     --set "init_bundle=\"$run/reshape-1-bundle\""
-train "$run/recognizer" "$run/default-bundle" --config configs/recognizer.toml --stage recognizer \
+train "$run/recognizer" "$run/recognizer-bundle" --config configs/recognizer.toml --stage recognizer \
     --set "init_bundle=\"$run/reshape-2-bundle\""
+[ -f "$run/default-bundle/bundle.json" ] || python -m ainn_cli.train.fit_contour --bundle "$run/recognizer-bundle" \
+    --out "$run/default-bundle" --gain 2
 echo "the default model: $run/default-bundle"

@@ -274,14 +274,18 @@ def test_the_embedded_prosody_bundle_is_the_paper_model_plus_a_predictor() -> No
 def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognizer() -> None:
     """The default (variant reshape) is `--model prosody` with G and R fine-tuned (scripts/train_default.sh):
     every other weight is the same, G still reads no prosody channels (the predictor's DSP reshapes the mel
-    before it), the predictor asks for half the fitted f0 shift, G's output is never louder than asked, and
-    at strength 0 G is asked for the neutral prototype."""
+    before it), the predictor asks for half the fitted f0 shift, G's output is never louder than asked, at
+    strength 0 G is asked for the neutral prototype, G's change is doubled (guidance 2), and a per-emotion
+    pitch contour, twice the fitted one, is added (surprise ends higher than it starts)."""
     from ainn_cli.hub import registry
 
     bundles = registry()
     default, prosody = load_bundle(bundles["default"]), load_bundle(bundles["prosody"])
     config = default.modules["prosody"].config
     assert config.gain == (0.5, 1.0, 1.0, 1.0) and config.match_energy == "lower" and config.blend_neutral
+    assert config.guidance == 2.0 and config.contour_bins == 8 and config.contour_gain == 2.0
+    contour = default.modules["prosody"].contour(torch.tensor([default.info.labels.index("surprise")]), torch.ones(1))
+    assert contour[0, -1] - contour[0, 0] > math.log(2 ** (6 / 12))
     assert set(default.modules) == set(prosody.modules) and default.modules["generator"].config.prosody_dim == 0
     changed = {name for name, module in prosody.modules.items()
                if any(not torch.equal(default.modules[name].state_dict()[k], v)

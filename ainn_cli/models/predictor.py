@@ -2,6 +2,12 @@
 
     e (B, E), level (B,) --MLP--> change (B, 4) = level * gain * [d median ln f0, ln range ratio,
                                                                    d energy, ln duration ratio]
+    emotion label (B,), level (B,) --table--> contour (B, K) = level * contour_gain * ln f0 offsets over the
+                                   speech span (optional, `contour_bins` > 0: the shape of the pitch change in time)
+
+The contour is one row per emotion label (the recognizer's reading of the reference), not a function of e:
+fitted on e, the shape came out the same for every emotion (the speaker in e overfits before the emotion
+does), while the per-emotion mean shape lowers the error on validation actors (train/fit_contour.py).
 
 `level` is the calibrated strength in [0, 1]: level 0 gives exactly the source's prosody
 (`ainn_cli/prosody.py` measures and applies the change).
@@ -32,6 +38,14 @@ class ProsodyPredictorConfig:
     # G's emotion embedding goes from the neutral prototype (strength 0) to the reference's (strength 1) along
     # the unit sphere, so that at strength 0 G too is asked for neutral speech, not only the prosody path
     blend_neutral: bool = False
+    # G's output is pushed away from what G makes of the neutral prototype: G(n) + guidance (G(e) - G(n)), G run
+    # twice. 1 = off. Neither strength 0 (e = n with blend_neutral) nor the prosody path changes
+    guidance: float = 1.0
+    # frame-level shape of the f0 change (e.g. surprise's rise at the end): K values over the speech span per
+    # emotion label (prosody.contour_curve), fitted on RAVDESS's DTW-aligned takes (train/fit_contour.py)
+    contour_bins: int = 0
+    contour_classes: int = 5  # rows of the table: the bundle's labels, neutral (all zero) first
+    contour_gain: float = 1.0
 
 
 class ProsodyPredictor(nn.Module):
@@ -48,9 +62,21 @@ class ProsodyPredictor(nn.Module):
             nn.Linear(config.emotion_dim + 1, config.hidden), nn.GELU(),
             nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.changes),
         )
+        # fitted in closed form (train/fit_contour.py), so a buffer, not a parameter; None without a table
+        table = torch.zeros(config.contour_classes, config.contour_bins) if config.contour_bins > 0 else None
+        self.contour_table: torch.Tensor | None
+        self.register_buffer("contour_table", table)
 
     def forward(self, emotion: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         fitted = self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
         gain = torch.tensor(self.config.gain, dtype=fitted.dtype, device=fitted.device)
         change: torch.Tensor = level.unsqueeze(-1) * gain * fitted
         return change
+
+    def contour(self, label: torch.Tensor, level: torch.Tensor) -> torch.Tensor | None:
+        """The frame-level ln f0 shape `(B, K)` of emotion `label` `(B,)` (indices) at `level` `(B,)`;
+        None without a contour table."""
+        if self.contour_table is None:
+            return None
+        shape: torch.Tensor = self.contour_table[label]
+        return level.unsqueeze(-1).to(shape.dtype) * self.config.contour_gain * shape

@@ -6,7 +6,8 @@ time-aligned to it by DTW, and a reference (same actor, same emotion and intensi
     warp[t] = the x frame matched to n's frame t, so x[:, warp] is `(80, T_n)`, frame-aligned with n
 
 The conversion of `n` towards the reference's emotion is scored against `x[:, warp]`; the measured
-prosody change (`prosody.measure_change` on the whole takes) supervises the prosody predictor.
+prosody change (`prosody.measure_change` on the whole takes) supervises the prosody predictor, and the
+aligned f0 difference in time (`measure_contour`) its contour head.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ainn_cli.prosody import Prosody, measure_change
+from ainn_cli.prosody import Prosody, measure_change, speech_mask, speech_span
 
 if TYPE_CHECKING:
     from ainn_cli.train.data import Utterance
@@ -89,3 +90,23 @@ def build_pairs(utterances: list[Utterance], mels: list[np.ndarray], pitches: li
         change = measure_change(prosody_of(mels[source], pitches[source]), prosody_of(mels[i], pitches[i]))
         pairs.append(Pair(source, i, refs or (i,), warp, change[0].numpy()))
     return pairs
+
+
+def measure_contour(source: Prosody, target: Prosody, warp: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shape in time of an actor's f0 change (batches of one; `warp` as `dtw_warp`): the aligned ln f0
+    difference target - source over frames voiced in both, its median removed, as medians over `bins` equal
+    parts of the source's speech span `(K,)`, and which parts had at least two such frames `(K,)` bool."""
+    speech = speech_mask(source.energy)[0].numpy() > 0
+    diff = target.log_f0[0].numpy()[warp] - source.log_f0[0].numpy()
+    both = speech & (source.voiced[0].numpy() > 0.5) & (target.voiced[0].numpy()[warp] > 0.5)
+    values, known = np.zeros(bins, dtype=np.float32), np.zeros(bins, dtype=bool)
+    if both.sum() < 2:
+        return values, known
+    diff = diff - np.median(diff[both])
+    first, last = (int(x[0]) for x in speech_span(source.energy))
+    part = ((np.arange(len(diff)) - first) * bins // max(last - first, 1)).clip(0, bins - 1)
+    for k in range(bins):
+        frames = both & (part == k)
+        if frames.sum() >= 2:
+            values[k], known[k] = np.median(diff[frames]), True
+    return values, known
