@@ -69,7 +69,7 @@ def _asked_log_f0(pipe: Pipeline, source: np.ndarray, reference: np.ndarray) -> 
     level = torch.tensor([0.0 if reading.label == "neutral" else reading.strength])
     assert pipe.prosody is not None
     delta = pipe.prosody(embedding, level).float()
-    contour = pipe.prosody.contour(torch.tensor([pipe.bundle.info.labels.index(reading.label)]), level)
+    contour = pipe.prosody.contour(pipe._label_index(reading.label), level)
     src = prosody(source)
     wanted = apply_change(src, delta, contour).retimed(new_length(src.log_f0.shape[-1], delta))
     voiced = retime(src.voiced[:, None], wanted.log_f0.shape[-1])[0, 0] > 0.5

@@ -36,7 +36,7 @@ from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE, read_audio
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import Pipeline, load_pipeline
 from ainn_cli.pitch import energy
-from ainn_cli.prosody import speech_mask
+from ainn_cli.prosody import speech_span
 from benchmarks.reference_hifigan import ReferenceGenerator, remove_all_weight_norm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +53,7 @@ def clip(seconds: float, pause_free: bool = False) -> np.ndarray:
 
 def speech_only(wave: np.ndarray) -> np.ndarray:
     """`wave` from its first to its last frame within 40 dB of its loudest (the leading and trailing silence cut)."""
-    loud = speech_mask(energy(log_mel(wave)))[0].numpy() > 0
-    first, last = int(np.argmax(loud)), len(loud) - int(np.argmax(loud[::-1]))
+    first, last = (int(x[0]) for x in speech_span(energy(log_mel(wave))))
     return wave[first * HOP_LENGTH : last * HOP_LENGTH]
 
 
