@@ -32,9 +32,11 @@ from ainn_cli.prosody import (
     Prosody,
     apply_change,
     match_energy,
+    mean_f0,
     new_length,
     reshape_mel,
     retime,
+    with_fine_structure,
 )
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
@@ -252,7 +254,8 @@ class Pipeline:
         With a prosody path, the content is resampled in time (T' = T x the predicted duration ratio)
         and G renders the source's pitch and energy contour changed as predicted. Without a rendering G,
         the mel itself is reshaped first and, as the predictor's `match_energy` says, G's output is brought
-        to the reshaped mel's speech energy.
+        to the reshaped mel's speech energy; for a voice below the predictor's `low_voice_hz`, G's envelope is
+        laid over the reshaped mel's harmonics.
         """
         rendered = bool(getattr(self.generator.config, "prosody_dim", 0))  # G renders a contour, else reshape the mel
         source, change = None, target.change
@@ -278,10 +281,17 @@ class Pipeline:
             return out
 
         out = map_chunks(frames.shape[-1], generate, chunk, CONTEXT)
+        if source is not None and not rendered and self._low_voice(source):
+            out = with_fine_structure(out.float(), mel.float()).to(out.dtype)  # mel is the reshaped input here
         mode = self.prosody.config.match_energy if self.prosody is not None else "off"
         if source is not None and not rendered and mode != "off":
             out = match_energy(out, mel, louder=mode == "match")  # mel is the reshaped input here: the asked loudness
         return out
+
+    def _low_voice(self, source: Prosody) -> bool:
+        """Is the source's voice below the predictor's `low_voice_hz` (where G's own harmonics drift)?"""
+        limit = self.prosody.config.low_voice_hz if self.prosody is not None else 0.0
+        return limit > 0 and float(mean_f0(source)[0]) < limit
 
     def _encode(self, mel: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Content frames `(1, D, T)` of a mel `(1, 80, T)` in chunks, and the first chunk's timbre `(1, S)`."""

@@ -25,6 +25,7 @@ F0_MIN = 65.0  # Hz: lowest pitch searched (a low male voice)
 F0_MAX = 800.0  # Hz: highest (a shouted or surprised female voice)
 YIN_THRESHOLD = 0.15  # a frame is voiced when d'(tau) dips below this
 SILENCE_DB = 45.0  # frames this far below the loudest frame are unvoiced whatever YIN says
+DIGITAL_SILENCE_DB = -90.0  # and frames under this mean power (dB re full scale): d'(tau) of zeros is 0 / 0
 LOG_F0_CENTER, LOG_F0_SCALE = math.log(150.0), 0.5  # generator input: (ln f0 - ln 150) / 0.5
 ENERGY_CENTER, ENERGY_SCALE = -6.0, 3.0  # generator input: (energy + 6) / 3
 UNVOICED_LOG_F0 = math.log(120.0)  # fill value for an utterance without any voiced frame
@@ -61,7 +62,7 @@ def yin(wave: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> Pitc
         depths.append(depth)
         powers.append(10 * torch.log10(block.pow(2).mean(dim=-1) + 1e-10))
     tau, depth, power = torch.cat(taus), torch.cat(depths), torch.cat(powers)
-    voiced = (depth < YIN_THRESHOLD) & (power > power.max() - SILENCE_DB)
+    voiced = (depth < YIN_THRESHOLD) & (power > power.max() - SILENCE_DB) & (power > DIGITAL_SILENCE_DB)
     f0 = torch.where(voiced, sample_rate / tau, torch.zeros_like(tau))
     return Pitch(f0=f0.numpy().astype(np.float32), voiced=voiced.numpy())
 

@@ -171,6 +171,17 @@ def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor,
     return retime(out, new_length(mel.shape[-1], change))
 
 
+def mean_f0(prosody: Prosody) -> torch.Tensor:
+    """Mean voiced f0 in Hz over speech frames `(B,)` (exp of `statistics`' mean ln f0); NaN with none voiced."""
+    voiced = (prosody.voiced * speech_mask(prosody.energy)).sum(-1) > 0
+    return torch.where(voiced, statistics(prosody)[:, 0].exp(), torch.nan)
+
+
+def with_fine_structure(mel: torch.Tensor, harmonics: torch.Tensor) -> torch.Tensor:
+    """`mel`'s spectral envelope under the harmonic fine structure of `harmonics`, both `(B, 80, T)`."""
+    return split_envelope(mel)[0] + split_envelope(harmonics)[1]
+
+
 def match_energy(mel: torch.Tensor, like: torch.Tensor, louder: bool = True) -> torch.Tensor:
     """Shift a log-mel `(B, 80, T)` by one constant so that its mean speech energy equals that of `like`
     `(B, 80, T')`: the loudness the prosody path asked for, whatever level the generator drifted to.

@@ -3,13 +3,17 @@
 On RAVDESS held-out actors (benchmarks/ravdess_pairs.py's converted pairs: neutral source, reference
 of the other sentence, real target of the same sentence), per pair and target emotion:
   - the change output - source and real target - source of mean voiced ln f0 (semitones), its spread
-    (ratio), mean speech energy (dB) and speech duration (ratio), all measured the same way (YIN pitch,
-    prosody.statistics); the sign agreement of the two changes, per emotion;
-  - at --strength 0: the output's median f0 against the source's (semitones);
+    (ratio), mean speech energy (dB) and speech duration (ratio), all measured the same way
+    (prosody.statistics); the sign agreement of the two changes, per emotion;
+  - at --strength 0: the output's median voiced f0 against the source's (semitones), and the median of the
+    frame-by-frame difference over frames voiced in both (strength 0 keeps the timing, so frames align);
   - F0 following: Pearson correlation of the ln f0 G was asked to render and the ln f0 YIN finds in the
     vocoded output, over frames voiced in both (held-out RAVDESS sources and, with --librispeech, held-out
     readers' utterances converted to four emotions).
-Writes OUT/prosody_pairs.csv and OUT/prosody_summary.json and prints a Markdown table.
+Pitch is measured by `--tracker`: WORLD Harvest (default; the tracker `ainn evaluate` uses, and not the
+pipeline's own) or the pipeline's YIN, which loses most voiced frames of converted voices below ~110 Hz
+(README, "What limits it"). Writes OUT/prosody_pairs.csv and OUT/prosody_summary.json and prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -25,35 +29,65 @@ import numpy as np
 import torch
 
 from ainn_cli.audio import read_audio
+from ainn_cli.eval.metrics import f0_world
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import Pipeline, load_pipeline
-from ainn_cli.pitch import pitch_track, yin
-from ainn_cli.prosody import NEPER_TO_DB, Prosody, apply_change, new_length, retime, statistics
+from ainn_cli.pitch import Pitch, pitch_track, yin
+from ainn_cli.prosody import NEPER_TO_DB, Prosody, apply_change, new_length, retime, speech_mask, statistics
 from benchmarks.ravdess_pairs import rows
 
 MEASURES = ("f0_st", "range", "energy_db", "duration")
 EMOTIONS = ("angry", "happy", "sad", "surprise")
+SEMITONES = 12 / math.log(2)  # per unit of ln f0
 
 
-def prosody(wave: np.ndarray) -> Prosody:
-    """Prosody `(1, T)` of a waveform, measured the way training measured it."""
+def harvest(wave: np.ndarray) -> Pitch:
+    """WORLD Harvest's f0 per frame (`ainn evaluate`'s tracker), as a `Pitch`."""
+    f0 = f0_world(wave).astype(np.float32)
+    return Pitch(f0=f0, voiced=f0 > 0)
+
+
+TRACKERS = {"harvest": harvest, "yin": yin}
+
+
+def prosody(wave: np.ndarray, tracker: str = "harvest") -> Prosody:
+    """Prosody `(1, T)` of a waveform: the pipeline's energy and the `tracker`'s pitch."""
     mel = log_mel(wave)
-    return Prosody.of(mel, torch.from_numpy(pitch_track(yin(wave), mel.shape[-1]))[None])
+    return Prosody.of(mel, torch.from_numpy(pitch_track(TRACKERS[tracker](wave), mel.shape[-1]))[None])
 
 
-def change(source: np.ndarray, other: np.ndarray) -> dict[str, float]:
+def change(source: np.ndarray, other: np.ndarray, tracker: str = "harvest") -> dict[str, float]:
     """other - source in the four MEASURES (readable units)."""
-    d = (statistics(prosody(other)) - statistics(prosody(source)))[0].tolist()
-    return {"f0_st": d[0] * 12 / math.log(2), "range": math.exp(d[1]), "energy_db": d[2] * NEPER_TO_DB,
+    d = (statistics(prosody(other, tracker)) - statistics(prosody(source, tracker)))[0].tolist()
+    return {"f0_st": d[0] * SEMITONES, "range": math.exp(d[1]), "energy_db": d[2] * NEPER_TO_DB,
             "duration": math.exp(d[3])}
 
 
-def f0_following(pipe: Pipeline, source: np.ndarray, reference: np.ndarray, output: np.ndarray) -> float:
-    """Correlation of the ln f0 G was asked to render with the ln f0 YIN hears in the vocoded `output`."""
+def _voiced_speech(p: Prosody) -> torch.Tensor:
+    return (p.voiced * speech_mask(p.energy))[0] > 0
+
+
+def kept_pitch(source: np.ndarray, output: np.ndarray, tracker: str = "harvest") -> dict[str, float]:
+    """At strength 0: output - source median voiced f0 (each over its own voiced speech frames), and the
+    median frame-by-frame difference over frames voiced in both (semitones; NaN with under 10 such frames)."""
+    a, b = prosody(source, tracker), prosody(output, tracker)
+    va, vb = _voiced_speech(a), _voiced_speech(b)
+    if va.sum() < 10 or vb.sum() < 10:
+        return {"median_st": float("nan"), "framewise_st": float("nan")}
+    median = float(b.log_f0[0][vb].median() - a.log_f0[0][va].median()) * SEMITONES
+    n = min(len(va), len(vb))
+    both = va[:n] & vb[:n]
+    diff = (b.log_f0[0, :n] - a.log_f0[0, :n])[both]
+    return {"median_st": median, "framewise_st": float(diff.median()) * SEMITONES if len(diff) >= 10 else float("nan")}
+
+
+def f0_following(pipe: Pipeline, source: np.ndarray, reference: np.ndarray, output: np.ndarray,
+                 tracker: str = "harvest") -> float:
+    """Correlation of the ln f0 G was asked to render with the ln f0 the `tracker` hears in the vocoded `output`."""
     if pipe.prosody is None:
         return float("nan")
     asked = _asked_log_f0(pipe, source, reference)
-    heard = yin(output)
+    heard = TRACKERS[tracker](output)
     n = min(len(asked), len(heard.f0))
     voiced = heard.voiced[:n] & (asked[:n] > 0)
     if voiced.sum() < 10:
@@ -70,26 +104,30 @@ def _asked_log_f0(pipe: Pipeline, source: np.ndarray, reference: np.ndarray) -> 
     assert pipe.prosody is not None
     delta = pipe.prosody(embedding, level).float()
     contour = pipe.prosody.contour(pipe._label_index(reading.label), level)
-    src = prosody(source)
+    src = prosody(source, "yin")  # what the pipeline measured
     wanted = apply_change(src, delta, contour).retimed(new_length(src.log_f0.shape[-1], delta))
     voiced = retime(src.voiced[:, None], wanted.log_f0.shape[-1])[0, 0] > 0.5
     return np.where(voiced.numpy(), wanted.log_f0[0].numpy(), 0.0)
 
 
-def evaluate(pipe: Pipeline, pairs: list[dict[str, str]]) -> list[dict[str, Any]]:
+def evaluate(pipe: Pipeline, pairs: list[dict[str, str]], tracker: str = "harvest") -> list[dict[str, Any]]:
     out = []
+    zeros: dict[str, dict[str, float]] = {}  # strength 0 asks the same of every reference: once per source
     for row in pairs:
         source, reference = read_audio(row["source"]).samples, read_audio(row["reference"]).samples
         target = read_audio(row["target"]).samples
         result = pipe.convert(source, reference)
-        zero = pipe.convert(source, reference, strength=0.0)
-        made, real = change(source, result.wave), change(source, target)
+        if row["source"] not in zeros:
+            zero = pipe.convert(source, reference, strength=0.0).wave
+            zeros[row["source"]] = {"zero_f0_st": change(source, zero, tracker)["f0_st"],
+                                    **{f"zero_{k}": v for k, v in kept_pitch(source, zero, tracker).items()}}
+        made, real = change(source, result.wave, tracker), change(source, target, tracker)
         record: dict[str, Any] = {"id": row["id"], "emotion": row["target_emotion"],
                                   "judged_reference": result.emotion, "reference_strength": result.strength}
         record.update({f"out_{k}": v for k, v in made.items()})
         record.update({f"real_{k}": v for k, v in real.items()})
-        record["zero_f0_st"] = change(source, zero.wave)["f0_st"]
-        record["f0_following"] = f0_following(pipe, source, reference, result.wave)
+        record.update(zeros[row["source"]])
+        record["f0_following"] = f0_following(pipe, source, reference, result.wave, tracker)
         out.append(record)
         print(row["id"], {k: round(v, 2) for k, v in made.items()}, flush=True)
     return out
@@ -98,7 +136,7 @@ def evaluate(pipe: Pipeline, pairs: list[dict[str, str]]) -> list[dict[str, Any]
 def agrees(record: dict[str, Any], measure: str) -> bool:
     """Same direction of change (ratios compared with 1)."""
     pivot = 1.0 if measure in ("range", "duration") else 0.0
-    return (record[f"out_{measure}"] - pivot) * (record[f"real_{measure}"] - pivot) > 0
+    return bool((record[f"out_{measure}"] - pivot) * (record[f"real_{measure}"] - pivot) > 0)
 
 
 def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,7 +148,9 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
                                   "output": float(np.median([r[f"out_{m}"] for r in rows_e])),
                                   "real": float(np.median([r[f"real_{m}"] for r in rows_e]))} for m in MEASURES}
     follow = [r["f0_following"] for r in records if np.isfinite(r["f0_following"])]
-    return {"per_emotion": table, "zero_strength_abs_f0_st_max": float(max(abs(r["zero_f0_st"]) for r in records)),
+    zero = {f"zero_strength_abs_{k}_max": float(np.nanmax([abs(r[f"zero_{k}"]) for r in records]))
+            for k in ("f0_st", "median_st", "framewise_st")}
+    return {"per_emotion": table, **zero,
             "f0_following_mean": float(np.mean(follow)) if follow else float("nan"), "pairs": len(records)}
 
 
@@ -131,11 +171,13 @@ def main() -> None:
     parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
     parser.add_argument("--actors", nargs="+", default=["23", "24"])
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (a quick look)")
+    parser.add_argument("--tracker", choices=sorted(TRACKERS), default="harvest",
+                        help="pitch tracker of every measure (default: WORLD Harvest, needs the eval extra)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     pipe = load_pipeline(args.model, device="cpu")
     pairs = rows(args.ravdess, args.actors)["converted"]
-    records = evaluate(pipe, pairs[: args.limit] if args.limit else pairs)
+    records = evaluate(pipe, pairs[: args.limit] if args.limit else pairs, args.tracker)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "prosody_pairs.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(records[0]))
@@ -144,8 +186,10 @@ def main() -> None:
     result = summary(records)
     (args.out / "prosody_summary.json").write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
-    print(f"strength 0: max |median f0 change| {result['zero_strength_abs_f0_st_max']:.2f} st; "
-          f"F0 following r = {result['f0_following_mean']:.3f} over {result['pairs']} pairs")
+    print(f"strength 0 ({args.tracker}): max |median f0 change| {result['zero_strength_abs_median_st_max']:.2f} st, "
+          f"frame by frame {result['zero_strength_abs_framewise_st_max']:.2f} st, mean ln f0 "
+          f"{result['zero_strength_abs_f0_st_max']:.2f} st; F0 following r = {result['f0_following_mean']:.3f} "
+          f"over {result['pairs']} pairs")
 
 
 if __name__ == "__main__":

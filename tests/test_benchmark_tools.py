@@ -21,6 +21,7 @@ from benchmarks.espeak_corpus import (
     train_sentences,
     unconverted,
 )
+from benchmarks.prosody_eval import kept_pitch
 from benchmarks.ravdess_pairs import rows, write_csv
 from benchmarks.strength_curve import curve, ranks, spearman
 
@@ -31,6 +32,27 @@ def test_ranks_and_spearman_by_hand() -> None:
     assert spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
     # d = rank differences (0, 0, 1, -1, 0): rho = 1 - 6 * 2 / (5 * 24) = 0.9
     assert spearman(np.array([1.0, 2, 3, 4, 5]), np.array([1.0, 2, 4, 3, 5])) == pytest.approx(0.9)
+
+
+def _voiced_tone(f0: float, seconds: float = 1.5) -> np.ndarray:
+    """A 10-harmonic tone at `f0` Hz between 0.25 s of silence on each side."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 11))
+    pad = np.zeros(SAMPLE_RATE // 4)
+    return np.concatenate([pad, 0.2 * tone, pad]).astype(np.float32)
+
+
+@pytest.mark.parametrize("tracker", ["yin", "harvest"])
+def test_kept_pitch_reads_a_one_semitone_shift(tracker: str) -> None:
+    if tracker == "harvest":
+        pytest.importorskip("pyworld")
+    same = kept_pitch(_voiced_tone(150.0), _voiced_tone(150.0), tracker)
+    up = kept_pitch(_voiced_tone(150.0), _voiced_tone(150.0 * 2 ** (1 / 12)), tracker)
+    assert abs(same["median_st"]) < 0.05 and abs(same["framewise_st"]) < 0.05
+    assert up["median_st"] == pytest.approx(1.0, abs=0.1) and up["framewise_st"] == pytest.approx(1.0, abs=0.1)
+    noise = np.random.default_rng(0).normal(0.0, 0.05, SAMPLE_RATE).astype(np.float32)
+    unvoiced = kept_pitch(_voiced_tone(150.0), noise, tracker)
+    assert np.isnan(unvoiced["median_st"]) and np.isnan(unvoiced["framewise_st"])
 
 
 def test_curve_reports_monotonic_means() -> None:

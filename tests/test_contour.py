@@ -138,3 +138,34 @@ def test_guidance_extrapolates_g_away_from_its_neutral_output(tmp_path: Path) ->
     at_zero = {w: _g_output(_pipeline_with_predictor(tmp_path, blend_neutral=True, guidance=w), source,
                             emotion="angry", strength=0.0) for w in (1.0, 3.0)}
     torch.testing.assert_close(at_zero[3.0], at_zero[1.0])  # strength 0 asks G for neutral: nothing to push
+
+
+def test_a_low_voice_keeps_the_reshaped_source_s_harmonics_under_g_s_envelope(tmp_path: Path) -> None:
+    """low_voice_hz: a source below it gets G's envelope over the (reshaped) source's fine structure; above it,
+    and with the option off, G's output is untouched."""
+    from ainn_cli.mel import log_mel
+    from ainn_cli.prosody import split_envelope
+    from tests.conftest import tone
+
+    source = tone(1.0, f0=140.0)
+    off = _g_output(_pipeline_with_predictor(tmp_path, blend_neutral=True), source, emotion="angry", strength=0.0)
+    above = _g_output(_pipeline_with_predictor(tmp_path, blend_neutral=True, low_voice_hz=100.0), source,
+                      emotion="angry", strength=0.0)
+    low = _g_output(_pipeline_with_predictor(tmp_path, blend_neutral=True, low_voice_hz=200.0), source,
+                    emotion="angry", strength=0.0)
+    torch.testing.assert_close(above, off)
+    torch.testing.assert_close(split_envelope(low)[0], split_envelope(off)[0], atol=1e-4, rtol=1e-4)
+    mel = log_mel(source).reshape(1, 80, -1)  # strength 0 reshapes nothing: the source's own harmonics
+    harmonics = split_envelope(mel)[1][..., : low.shape[-1]]
+    assert (split_envelope(low)[1] - harmonics).abs().max() < 0.05  # (the pipeline's front end differs a hair)
+    assert (split_envelope(off)[1] - harmonics).abs().max() > 1.0  # the tiny G's own harmonics are far off
+
+
+def test_mean_f0_is_nan_without_voiced_speech() -> None:
+    from ainn_cli.prosody import Prosody, mean_f0
+
+    energy = torch.zeros(2, 50)
+    log_f0 = torch.full((2, 50), math.log(110.0))
+    voiced = torch.stack([torch.ones(50), torch.zeros(50)])
+    hz = mean_f0(Prosody(log_f0=log_f0, voiced=voiced, energy=energy))
+    assert hz[0].item() == pytest.approx(110.0, rel=1e-4) and torch.isnan(hz[1])

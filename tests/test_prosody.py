@@ -61,6 +61,12 @@ def test_yin_follows_a_glide_and_leaves_silence_unvoiced() -> None:
     assert np.median(np.abs(12 * np.log2(pitch.f0[middle] / expected))) < 0.2
 
 
+def test_yin_calls_a_file_of_digital_silence_unvoiced() -> None:
+    """All zeros has no loudest frame to be quiet against, and d'(tau) of zeros reads as a perfect dip."""
+    assert not yin(np.zeros(SAMPLE_RATE, np.float32)).voiced.any()
+    assert yin(0.001 * harmonic(np.full(SAMPLE_RATE, 150.0))).voiced.mean() > 0.9  # quiet (-66 dBFS) but voiced
+
+
 def test_yin_in_blocks_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     wave = harmonic(np.geomspace(100.0, 300.0, 3 * SAMPLE_RATE), seconds=3.0)
     whole = yin(wave)
@@ -275,8 +281,9 @@ def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognize
     """The default (variant reshape) is `--model prosody` with G and R fine-tuned (scripts/train_default.sh):
     every other weight is the same, G still reads no prosody channels (the predictor's DSP reshapes the mel
     before it), the predictor asks for half the fitted f0 shift, G's output is never louder than asked, at
-    strength 0 G is asked for the neutral prototype, G's change is doubled (guidance 2), and a per-emotion
-    pitch contour, twice the fitted one, is added (surprise ends higher than it starts)."""
+    strength 0 G is asked for the neutral prototype, G's change is doubled (guidance 2), a per-emotion
+    pitch contour, twice the fitted one, is added (surprise ends higher than it starts), and voices under
+    115 Hz keep the reshaped source's harmonics."""
     from ainn_cli.hub import registry
 
     bundles = registry()
@@ -284,6 +291,7 @@ def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognize
     config = default.modules["prosody"].config
     assert config.gain == (0.5, 1.0, 1.0, 1.0) and config.match_energy == "lower" and config.blend_neutral
     assert config.guidance == 2.0 and config.contour_bins == 8 and config.contour_gain == 2.0
+    assert config.low_voice_hz == 115.0
     contour = default.modules["prosody"].contour(torch.tensor([default.info.labels.index("surprise")]), torch.ones(1))
     assert contour[0, -1] - contour[0, 0] > math.log(2 ** (6 / 12))
     assert set(default.modules) == set(prosody.modules) and default.modules["generator"].config.prosody_dim == 0
