@@ -7,13 +7,12 @@ of the other sentence, real target of the same sentence), per pair and target em
     (prosody.statistics); the sign agreement of the two changes, per emotion;
   - at --strength 0: the output's median voiced f0 against the source's (semitones), and the median of the
     frame-by-frame difference over frames voiced in both (strength 0 keeps the timing, so frames align);
-  - F0 following: Pearson correlation of the ln f0 G was asked to render and the ln f0 YIN finds in the
-    vocoded output, over frames voiced in both (held-out RAVDESS sources and, with --librispeech, held-out
-    readers' utterances converted to four emotions).
-Pitch is measured by `--tracker`: WORLD Harvest (default; the tracker `ainn evaluate` uses, and not the
-pipeline's own) or the pipeline's YIN, which loses most voiced frames of converted voices below ~110 Hz
-(README, "What limits it"). Writes OUT/prosody_pairs.csv and OUT/prosody_summary.json and prints a
-Markdown table.
+  - F0 following: Pearson correlation of the ln f0 G was asked to render and the ln f0 the tracker finds in
+    the vocoded output, over frames voiced in both.
+Pitch is measured by `--tracker`: WORLD Harvest (default; the tracker `ainn evaluate` uses, not the
+pipeline's own) or the pipeline's YIN. The two disagree on the F0 spread even of real recordings (README,
+"The default model and what it does today"). Writes OUT/prosody_pairs.csv and OUT/prosody_summary.json
+and prints a Markdown table.
 """
 
 from __future__ import annotations
