@@ -47,8 +47,8 @@ class ProsodyPredictorConfig:
     contour_classes: int = 5  # rows of the table: the bundle's labels, neutral (all zero) first
     contour_gain: float = 1.0
     # reshape path: for a source whose mean voiced f0 is below this (Hz), the output keeps G's spectral envelope
-    # over the reshaped source's harmonic fine structure: G pulls voices under ~110 Hz up by 1-2 semitones and
-    # smears their harmonics (measured on training speakers). 0 = off
+    # over the reshaped source's harmonic fine structure: G pulls voices near 90 Hz up by 1-2 semitones (0.1-0.8
+    # at 100-113 Hz) and smears their harmonics (measured on training speakers). 0 = off
     low_voice_hz: float = 0.0
 
 
