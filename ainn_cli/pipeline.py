@@ -29,6 +29,7 @@ from ainn_cli.models.vocoder import HifiGan, receptive_radius
 from ainn_cli.pitch import Pitch, energy, pitch_track, prosody_inputs, yin
 from ainn_cli.prosody import (
     NEPER_TO_DB,
+    SEMITONES,
     Prosody,
     apply_change,
     match_energy,
@@ -351,8 +352,8 @@ def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
 def _described(change: torch.Tensor, duration: float, contour: torch.Tensor | None) -> ProsodyChange:
     """The predictor's change `(1, 4)` and contour `(1, K)` in units people read."""
     values = change[0].tolist()
-    end = 0.0 if contour is None else float(contour[0, -1]) * 12 / math.log(2)
-    return ProsodyChange(pitch_semitones=values[0] * 12 / math.log(2), pitch_range=math.exp(values[1]),
+    end = 0.0 if contour is None else float(contour[0, -1]) * SEMITONES
+    return ProsodyChange(pitch_semitones=values[0] * SEMITONES, pitch_range=math.exp(values[1]),
                          energy_db=values[2] * NEPER_TO_DB, duration=duration, pitch_end_semitones=end)
 
 

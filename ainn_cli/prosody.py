@@ -26,6 +26,7 @@ from ainn_cli.pitch import energy
 CHANGES = ("log_f0_shift", "log_f0_range", "energy_shift", "log_duration")  # what the predictor predicts
 SPEECH_DB = 40.0  # frames within this many dB of the loudest count as speech (duration, energy)
 NEPER_TO_DB = 20 / math.log(10)  # energy is ln of a magnitude
+SEMITONES = 12 / math.log(2)  # semitones per unit of ln f0
 MAX_RATE_CHANGE = 0.5  # |ln duration ratio| is clipped here (x0.61 .. x1.65)
 MAX_WARP = 2.0  # frequency warp of the fine structure: at most one octave either way
 ENVELOPE_CEPSTRA = 14  # cepstra of the 80-band log-mel that form the spectral envelope
@@ -56,13 +57,18 @@ def speech_mask(frame_energy: torch.Tensor) -> torch.Tensor:
     return (frame_energy > floor).float()
 
 
+def voiced_speech(prosody: Prosody) -> torch.Tensor:
+    """Frames both voiced and within the speech mask: `(B, T)` float (where the f0 statistics are taken)."""
+    return prosody.voiced * speech_mask(prosody.energy)
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1)
 
 
 def statistics(prosody: Prosody) -> torch.Tensor:
     """Utterance statistics `(B, 4)`: mean voiced ln f0, its sd (ln), mean speech energy, ln speech frames."""
-    voiced = prosody.voiced * speech_mask(prosody.energy)
+    voiced = voiced_speech(prosody)
     mean = _masked_mean(prosody.log_f0, voiced)
     sd = _masked_mean((prosody.log_f0 - mean.unsqueeze(-1)).pow(2), voiced).clamp(min=1e-6).sqrt()
     speech = speech_mask(prosody.energy)
@@ -77,7 +83,7 @@ def measure_change(source: Prosody, target: Prosody) -> torch.Tensor:
 def apply_change(prosody: Prosody, change: torch.Tensor, contour: torch.Tensor | None = None) -> Prosody:
     """Shift and scale voiced ln f0 around its mean, raise the energy of speech frames. `change (B, 4)`;
     an optional `contour (B, K)` then adds a frame-level ln f0 shape over the speech span (`contour_curve`)."""
-    voiced = prosody.voiced * speech_mask(prosody.energy)
+    voiced = voiced_speech(prosody)
     mean = _masked_mean(prosody.log_f0, voiced).unsqueeze(-1)
     ratio = change[:, 1:2].exp()
     log_f0 = mean + change[:, 0:1] + (prosody.log_f0 - mean) * ratio
@@ -173,8 +179,8 @@ def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor,
 
 def mean_f0(prosody: Prosody) -> torch.Tensor:
     """Mean voiced f0 in Hz over speech frames `(B,)` (exp of `statistics`' mean ln f0); NaN with none voiced."""
-    voiced = (prosody.voiced * speech_mask(prosody.energy)).sum(-1) > 0
-    return torch.where(voiced, statistics(prosody)[:, 0].exp(), torch.nan)
+    voiced = voiced_speech(prosody)
+    return torch.where(voiced.sum(-1) > 0, _masked_mean(prosody.log_f0, voiced).exp(), torch.nan)
 
 
 def with_fine_structure(mel: torch.Tensor, harmonics: torch.Tensor) -> torch.Tensor:

@@ -32,12 +32,20 @@ from ainn_cli.eval.metrics import f0_world
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import Pipeline, load_pipeline
 from ainn_cli.pitch import Pitch, pitch_track, yin
-from ainn_cli.prosody import NEPER_TO_DB, Prosody, apply_change, new_length, retime, speech_mask, statistics
+from ainn_cli.prosody import (
+    NEPER_TO_DB,
+    SEMITONES,
+    Prosody,
+    apply_change,
+    new_length,
+    retime,
+    statistics,
+    voiced_speech,
+)
 from benchmarks.ravdess_pairs import rows
 
 MEASURES = ("f0_st", "range", "energy_db", "duration")
 EMOTIONS = ("angry", "happy", "sad", "surprise")
-SEMITONES = 12 / math.log(2)  # per unit of ln f0
 
 
 def harvest(wave: np.ndarray) -> Pitch:
@@ -62,15 +70,11 @@ def change(source: np.ndarray, other: np.ndarray, tracker: str = "harvest") -> d
             "duration": math.exp(d[3])}
 
 
-def _voiced_speech(p: Prosody) -> torch.Tensor:
-    return (p.voiced * speech_mask(p.energy))[0] > 0
-
-
 def kept_pitch(source: np.ndarray, output: np.ndarray, tracker: str = "harvest") -> dict[str, float]:
     """At strength 0: output - source median voiced f0 (each over its own voiced speech frames), and the
     median frame-by-frame difference over frames voiced in both (semitones; NaN with under 10 such frames)."""
     a, b = prosody(source, tracker), prosody(output, tracker)
-    va, vb = _voiced_speech(a), _voiced_speech(b)
+    va, vb = voiced_speech(a)[0] > 0, voiced_speech(b)[0] > 0
     if va.sum() < 10 or vb.sum() < 10:
         return {"median_st": float("nan"), "framewise_st": float("nan")}
     median = float(b.log_f0[0][vb].median() - a.log_f0[0][va].median()) * SEMITONES

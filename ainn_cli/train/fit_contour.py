@@ -23,12 +23,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ainn_cli.bundle import load_bundle, save_bundle
 from ainn_cli.emotions import NEUTRAL
 from ainn_cli.models.predictor import ProsodyPredictor
+from ainn_cli.prosody import SEMITONES
 from ainn_cli.train.data import Corpus, build_corpus, load_source
 from ainn_cli.train.fit_prosody import TRAIN_ACTORS, VAL_ACTORS
 from ainn_cli.train.parallel import measure_contour, prosody_of
@@ -109,7 +109,7 @@ def main() -> None:
     print(f"{len(train[0])} training and {len(val[0])} validation takes; validation squared error "
           f"{error(table, val):.4f} with the contours, {flat:.4f} without")
     for name, row in zip(labels, table):
-        print(f"  {name:9s} " + " ".join(f"{v:+.1f}" for v in (row * 12 / np.log(2)).tolist()) + " st")
+        print(f"  {name:9s} " + " ".join(f"{v:+.1f}" for v in (row * SEMITONES).tolist()) + " st")
     metadata = {**bundle.info.metadata, "contour": {
         "fitted_by": "python -m ainn_cli.train.fit_contour", "base_bundle": bundle.info.name, "bins": args.bins,
         "train_actors": "RAVDESS 1-20", "validation_actors": "RAVDESS 21-22"}}
