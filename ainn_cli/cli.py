@@ -96,6 +96,7 @@ def convert(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file, .wav, .flac or .ogg (the extension sets the format), or folder for folder input (wav). Default: SRC-REF.wav / SRC-ainn/.")] = None,
     strength: Annotated[float | None, typer.Option(help="Emotional strength of the output, 0 (neutral) to 1 (full). Default: the reference's.")] = None,
     emotion: Annotated[str | None, typer.Option(help=f"Target emotion without a reference (the model's prototype of it): {', '.join(DEFAULT_EMOTIONS)} for the default model; `ainn info` lists another model's.")] = None,
+    tempo: Annotated[bool | None, typer.Option("--tempo/--no-tempo", show_default=False, help="Also follow the reference's speaking rate relative to the source's (a slower reference makes a longer output). Default: as the model says; the default model does not (it cost emotion heard on held-out speakers, see the README).")] = None,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     half: Annotated[bool, typer.Option(help="fp16 on CUDA (the vocoder stays fp32).")] = False,
@@ -114,12 +115,14 @@ def convert(
 
       ainn convert neutral.wav --emotion sad --strength 0.5 -o sad.wav
 
+      ainn convert neutral.wav sad.wav --tempo -o sad.wav     (also take the reference's speaking rate)
+
       ainn convert in_dir/ angry.wav -o out_dir/     (resumes: existing outputs are skipped)
     """
     from ainn_cli.commands import ConvertOptions, run_convert
 
     _succeed(run_convert(ConvertOptions(
-        source=source, reference=reference, output=output, strength=strength, emotion=emotion, model=model,
+        source=source, reference=reference, output=output, strength=strength, emotion=emotion, tempo=tempo, model=model,
         device=device, half=half, sample_rate=sample_rate, pairing=pairing, shard=shard, overwrite=overwrite,
         as_json=json_out, quiet=quiet,
     )))

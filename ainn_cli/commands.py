@@ -44,6 +44,7 @@ class ConvertOptions:
     output: Path | None = None  # default: SRC-REF.wav, or the folder SRC-ainn/
     strength: float | None = None  # default: the reference's
     emotion: str | None = None
+    tempo: bool | None = None  # follow the reference's speaking rate; None: as the model says (`follow_rate`)
     model: str | None = None
     device: str = "auto"
     half: bool = False
@@ -173,6 +174,8 @@ def _check_convert_options(options: ConvertOptions) -> None:
         raise UsageError("give a REFERENCE recording or --emotion")
     if options.reference is not None and options.emotion is not None:
         raise UsageError("give either a REFERENCE or --emotion, not both")
+    if options.tempo and options.reference is None:
+        raise UsageError("--tempo follows a REFERENCE's speaking rate; an --emotion prototype has none")
     rate = options.sample_rate
     if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
         raise UsageError(f"--sample-rate must be between {MIN_RATE} and {MAX_RATE} Hz, got {rate}")
@@ -223,6 +226,9 @@ class _Converter:
     """Converts jobs with one loaded model; a folder's jobs read their reference once while they share it."""
 
     def __init__(self, pipe: Pipeline, options: ConvertOptions) -> None:
+        if options.tempo and not pipe.can_follow_rate:
+            raise UsageError(f"--tempo: {pipe.bundle.path} has no speaking-rate weight (rate_weight), so it cannot "
+                             "follow the reference's tempo")
         self.pipe, self.options = pipe, options
         self.references: dict[Path, Audio] = {}  # the current reference only: a folder of them is read one by one
 
@@ -239,7 +245,7 @@ class _Converter:
     def convert(self, job: Job, source: Audio, reference: Audio | None) -> Converted:
         """Convert, refuse a non-finite result, and write the output at the asked rate."""
         options = self.options
-        result = self.pipe.convert(source, reference, options.strength, options.emotion)
+        result = self.pipe.convert(source, reference, options.strength, options.emotion, options.tempo)
         if not np.isfinite(result.wave).all():
             raise BundleError(f"{job.source}: the model gave NaN or infinite samples; nothing written")
         write_wav(job.output, result.wave, options.sample_rate or SAMPLE_RATE, overwrite=options.overwrite,

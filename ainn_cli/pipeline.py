@@ -2,10 +2,14 @@
 
     src wave --mel--> R (cue) --> Ec --> content c, timbre s ---------\
     ref wave --mel--> R (class, strength, cue) --> Ee --> e ----------> G --> mel --> HiFi-GAN --> wave
+
+With a prosody predictor, e, the strength and (`rate_weight`) the two waves' speaking rates (`rate.py`) give a
+prosody change that reshapes the source's mel before Ec (`prosody.reshape_mel`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -39,8 +43,10 @@ from ainn_cli.prosody import (
     retime,
     with_fine_structure,
 )
+from ainn_cli.rate import rate_ratio, speaking_rate
 
 CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
+REMEMBERED_RATES = 8  # references whose speaking rate a pipeline keeps
 MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
 SILENCE_DB = 60.0  # vocode: frames this far under the loudest one (and beyond a margin) are written as zeros
 # mel frames (~1.1 s) of neighbour context per chunk side. It covers the convolutions' reach (a one-frame change
@@ -110,6 +116,7 @@ class Pipeline:
         self.vocoder_context = receptive_radius(vocoder.config)  # exact seams with 15 frames, not CONTEXT's 96
         self.labels = bundle.info.labels
         self.chunk_frames, self.read_chunk_frames = CHUNK_FRAMES, READ_CHUNK_FRAMES
+        self.reference_rates: dict[str, float | None] = {}  # blake2b of a reference's samples -> its speaking rate
         self._self_test()
 
     @torch.inference_mode()
@@ -167,12 +174,14 @@ class Pipeline:
     @torch.inference_mode()
     def convert(
         self, source: Audio | np.ndarray, reference: Audio | np.ndarray | None = None,
-        strength: float | None = None, emotion: str | None = None,
+        strength: float | None = None, emotion: str | None = None, tempo: bool | None = None,
     ) -> ConversionResult:
-        """Say `source` with the emotion of `reference` (or of a prototype `emotion`) at `strength`."""
+        """Say `source` with the emotion of `reference` (or of a prototype `emotion`) at `strength`; with `tempo`,
+        also follow the reference's speaking rate (None: as the model's `follow_rate` says)."""
         start = time.perf_counter()
         if strength is not None and not 0.0 <= strength <= 1.0:
             raise UsageError(f"strength must be between 0 and 1, got {strength}")
+        follow_rate = self._follows_rate(tempo, reference)
         reading, embedding = self._target(reference, emotion)
         label = reading.label if reading else str(emotion)
         level = _level(label, strength, reading)
@@ -183,7 +192,8 @@ class Pipeline:
         target = Target(embedding, strength_in, level_in)
         mel, change = self._mel(samples), None
         if self.prosody is not None:
-            change = self.prosody(embedding, level_in).float()
+            rate = self._rate(samples, mel, reference) if follow_rate else None
+            change = self.prosody(embedding, level_in, rate).float()
             contour = self.prosody.contour(self._label_index(label), level_in)
             if self.prosody.config.blend_neutral:
                 embedding = self._blend_neutral(embedding, level)
@@ -212,6 +222,40 @@ class Pipeline:
         if emotion not in prototypes:
             raise UsageError(f"unknown emotion {emotion!r} (this model knows: {', '.join(prototypes) or 'none'})")
         return None, torch.tensor([prototypes[emotion]], device=self.device, dtype=self.dtype)
+
+    @property
+    def can_follow_rate(self) -> bool:
+        """Whether the model has a fitted weight for the reference's speaking rate (`convert(tempo=True)`)."""
+        return self.prosody is not None and self.prosody.config.rate_weight != 0.0
+
+    def _follows_rate(self, tempo: bool | None, reference: Audio | np.ndarray | None) -> bool:
+        """Does this conversion follow the reference's speaking rate? `tempo` True asks for it (an error where the
+        model has no fitted rate weight or there is no reference), False refuses it, None leaves it to the model."""
+        if tempo and not self.can_follow_rate:
+            raise UsageError(f"{self.bundle.path}: this model has no speaking-rate weight (rate_weight), so it "
+                             "cannot follow the reference's tempo")
+        if tempo and reference is None:
+            raise UsageError("following the tempo needs a reference recording; a prototype emotion has none")
+        follow = tempo if tempo is not None else self.prosody is not None and self.prosody.config.follow_rate
+        return bool(follow) and self.can_follow_rate and reference is not None
+
+    def _rate(self, source: np.ndarray, mel: torch.Tensor, reference: Audio | np.ndarray | None) -> torch.Tensor | None:
+        """ln(source speaking rate / reference's) `(1,)` for the prosody predictor's `rate_weight`; None without a
+        reference (a prototype has no tempo) or a rate weight."""
+        if reference is None or self.prosody is None or self.prosody.config.rate_weight == 0.0:
+            return None
+        return torch.full((1,), rate_ratio(speaking_rate(source, mel), self._reference_rate(_samples(reference))),
+                          device=self.device)
+
+    def _reference_rate(self, samples: np.ndarray) -> float | None:
+        """`rate.speaking_rate` of a reference, remembered for the last few references (a folder converted with one
+        reference reads its rate once)."""
+        key = hashlib.blake2b(samples.tobytes(), digest_size=16).hexdigest()
+        if key not in self.reference_rates:
+            if len(self.reference_rates) >= REMEMBERED_RATES:
+                self.reference_rates.clear()
+            self.reference_rates[key] = speaking_rate(samples)
+        return self.reference_rates[key]
 
     def _label_index(self, label: str) -> torch.Tensor:
         """`(1,)` index of `label` among the bundle's labels."""

@@ -105,7 +105,8 @@ def _asked_log_f0(pipe: Pipeline, source: np.ndarray, reference: np.ndarray) -> 
     embedding = pipe.emotion(mel, rec.cue)
     level = torch.tensor([0.0 if reading.label == "neutral" else reading.strength])
     assert pipe.prosody is not None
-    delta = pipe.prosody(embedding, level).float()
+    rate = pipe._rate(source, pipe._mel(source), reference) if pipe._follows_rate(None, reference) else None
+    delta = pipe.prosody(embedding, level, rate).float()
     contour = pipe.prosody.contour(pipe._label_index(reading.label), level)
     src = prosody(source, "yin")  # what the pipeline measured
     wanted = apply_change(src, delta, contour).retimed(new_length(src.log_f0.shape[-1], delta))

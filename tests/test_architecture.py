@@ -6,7 +6,7 @@
     pipeline                                            load a bundle, convert, read strength
     bundle, bundle_files, limits, hub                   bundles on disk and on the Hub
     models/                                             the nn.Modules
-    errors, emotions, files, chunks, audio, mel, pitch, prosody, device, memory   the ground floor
+    errors, emotions, files, chunks, audio, mel, pitch, prosody, rate, device, memory   the ground floor
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ainn_cli"
 COMMAND_LINE = ("cli", "commands", "batch", "display", "console", "card", "rich", "typer")
 BUNDLES = ("bundle", "bundle_files", "limits", "hub")
-GROUND = ("errors", "emotions", "files", "chunks", "audio", "mel", "pitch", "prosody", "device", "memory")
+GROUND = ("errors", "emotions", "files", "chunks", "audio", "mel", "pitch", "prosody", "rate", "device", "memory")
 ABOVE_MODELS = (*COMMAND_LINE, "eval", "train", "pipeline", *BUNDLES)
 # module (or package) -> what it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {

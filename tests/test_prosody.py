@@ -282,8 +282,9 @@ def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognize
     every other weight is the same, G still reads no prosody channels (the predictor's DSP reshapes the mel
     before it), the predictor asks for half the fitted f0 shift, G's output is never louder than asked, at
     strength 0 G is asked for the neutral prototype, G's change is doubled (guidance 2), a per-emotion
-    pitch contour, twice the fitted one, is added (surprise ends higher than it starts), and voices under
-    115 Hz keep the reshaped source's harmonics."""
+    pitch contour, twice the fitted one, is added (surprise ends higher than it starts), voices under
+    115 Hz keep the reshaped source's harmonics, and the reference's speaking rate has a fitted weight that
+    only `--tempo` uses."""
     from ainn_cli.hub import registry
 
     bundles = registry()
@@ -292,6 +293,7 @@ def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognize
     assert config.gain == (0.5, 1.0, 1.0, 1.0) and config.match_energy == "lower" and config.blend_neutral
     assert config.guidance == 2.0 and config.contour_bins == 8 and config.contour_gain == 2.0
     assert config.low_voice_hz == 115.0
+    assert 0.2 < config.rate_weight < 0.6 and not config.follow_rate  # fitted, used only with --tempo
     contour = default.modules["prosody"].contour(torch.tensor([default.info.labels.index("surprise")]), torch.ones(1))
     assert contour[0, -1] - contour[0, 0] > math.log(2 ** (6 / 12))
     assert set(default.modules) == set(prosody.modules) and default.modules["generator"].config.prosody_dim == 0

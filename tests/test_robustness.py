@@ -342,7 +342,8 @@ def test_output_sample_rate(tiny_bundle: Path, ref: Path, tmp_path: Path, rate: 
 @pytest.mark.parametrize(
     ("args", "needle"),
     [(["--strength", "2"], "--strength"), (["--sample-rate", "100"], "--sample-rate"),
-     (["--emotion", "angry"], "not both"), (["--pairing", "zip"], "--pairing"), (["--shard", "3/2"], "--shard")],
+     (["--emotion", "angry"], "not both"), (["--pairing", "zip"], "--pairing"), (["--shard", "3/2"], "--shard"),
+     (["--tempo"], "rate_weight")],
 )
 def test_usage_errors_exit_2(tiny_bundle: Path, ref: Path, tmp_path: Path, args: list[str], needle: str) -> None:
     write_tone(tmp_path / "x.wav")

@@ -2,6 +2,8 @@
 
     e (B, E), level (B,) --MLP--> change (B, 4) = level * gain * [d median ln f0, ln range ratio,
                                                                    d energy, ln duration ratio]
+    + level * rate_weight * ln(source rate / reference rate) on the duration   (optional, `rate_weight` > 0: the
+                                   reference's tempo relative to the source's; ainn_cli/rate.py reads the rates)
     emotion label (B,), level (B,) --table--> contour (B, K) = level * contour_gain * ln f0 offsets over the
                                    speech span (optional, `contour_bins` > 0: the shape of the pitch change in time)
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ainn_cli.prosody import CHANGES
@@ -50,6 +53,11 @@ class ProsodyPredictorConfig:
     # over the reshaped source's harmonic fine structure: G pulls voices near 90 Hz up by 1-2 semitones (0.1-0.8
     # at 100-113 Hz) and smears their harmonics (measured on training speakers). 0 = off
     low_voice_hz: float = 0.0
+    # the reference's speaking rate carried over: ln duration ratio += level * rate_weight * ln(source phones per
+    # second / reference's), least-squares fitted on RAVDESS's parallel takes (train/fit_rate.py). 0 = none fitted
+    rate_weight: float = 0.0
+    # whether a conversion follows the rate unless told (`ainn convert --tempo/--no-tempo`, `Pipeline.convert(tempo=)`)
+    follow_rate: bool = True
 
 
 class ProsodyPredictor(nn.Module):
@@ -71,10 +79,14 @@ class ProsodyPredictor(nn.Module):
         self.contour_table: torch.Tensor | None
         self.register_buffer("contour_table", table)
 
-    def forward(self, emotion: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    def forward(self, emotion: torch.Tensor, level: torch.Tensor, rate: torch.Tensor | None = None) -> torch.Tensor:
+        """`rate` `(B,)`: ln(source speaking rate / reference's), used with `rate_weight` (None: 0)."""
         fitted = self.net(torch.cat([emotion, level.unsqueeze(-1)], dim=-1))
         gain = torch.tensor(self.config.gain, dtype=fitted.dtype, device=fitted.device)
         change: torch.Tensor = level.unsqueeze(-1) * gain * fitted
+        if rate is not None and self.config.rate_weight != 0.0:
+            duration = F.one_hot(torch.tensor(CHANGES.index("log_duration")), self.config.changes).to(change)
+            change = change + (level * self.config.rate_weight * rate.to(change)).unsqueeze(-1) * duration
         return change
 
     def contour(self, label: torch.Tensor, level: torch.Tensor) -> torch.Tensor | None:
