@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ainn_cli.bundle import load_bundle, save_bundle
+from ainn_cli.bundle import Bundle, load_bundle, save_bundle
 from ainn_cli.emotions import NEUTRAL
 from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.prosody import SEMITONES
@@ -87,22 +87,34 @@ def with_contour(predictor: ProsodyPredictor, table: torch.Tensor, gain: float) 
     return out.eval()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def predictor_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments of a step that refits part of a bundle's prosody predictor on RAVDESS's parallel takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True, help="a bundle with a prosody predictor")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
     parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-features"))
-    parser.add_argument("--bins", type=int, default=8)
-    parser.add_argument("--gain", type=float, default=1.0, help="contour_gain: scales the fitted shapes")
-    args = parser.parse_args()
-    start = time.perf_counter()
+    return parser
+
+
+def predictor_and_takes(args: argparse.Namespace) -> tuple[Bundle, ProsodyPredictor, Corpus]:
+    """`--bundle`, its prosody predictor, and RAVDESS's takes of its labels with pitch and parallel pairs."""
     bundle = load_bundle(args.bundle)
     base, labels = bundle.modules.get("prosody"), bundle.info.labels
     if not isinstance(base, ProsodyPredictor):
         raise SystemExit(f"{args.bundle} has no prosody predictor")
     utterances = [u for u in load_source(f"ravdess:{args.ravdess}") if u.emotion in labels]
-    corpus = build_corpus(utterances, labels, args.cache, prosody=True)
+    return bundle, base, build_corpus(utterances, labels, args.cache, prosody=True)
+
+
+def main() -> None:
+    parser = predictor_arguments(__doc__)
+    parser.add_argument("--bins", type=int, default=8)
+    parser.add_argument("--gain", type=float, default=1.0, help="contour_gain: scales the fitted shapes")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    bundle, base, corpus = predictor_and_takes(args)
+    labels = bundle.info.labels
     train, val = examples(corpus, TRAIN_ACTORS, args.bins), examples(corpus, VAL_ACTORS, args.bins)
     table = fit_table(train, len(labels), labels.index(NEUTRAL))
     flat = error(torch.zeros_like(table), val)

@@ -22,16 +22,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import torch
 
 from ainn_cli.audio import read_audio
-from ainn_cli.bundle import load_bundle, save_bundle
+from ainn_cli.bundle import save_bundle
 from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.prosody import CHANGES
 from ainn_cli.rate import rate_ratio, speaking_rate
-from ainn_cli.train.data import Corpus, build_corpus, load_source
+from ainn_cli.train.data import Corpus
+from ainn_cli.train.fit_contour import predictor_and_takes, predictor_arguments
 from ainn_cli.train.fit_prosody import TRAIN_ACTORS, VAL_ACTORS, embed
 
 DURATION = CHANGES.index("log_duration")
@@ -102,22 +102,13 @@ def with_rate(predictor: ProsodyPredictor, weight: float, follow: bool = True) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, required=True, help="a bundle with a prosody predictor")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
-    parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-features"))
+    parser = predictor_arguments(__doc__)
     parser.add_argument("--follow", action=argparse.BooleanOptionalAction, default=True,
                         help="follow_rate: whether conversions follow the rate unless told (--no-follow: only with "
                              "`ainn convert --tempo`, as the shipped default)")
     args = parser.parse_args()
     start = time.perf_counter()
-    bundle = load_bundle(args.bundle)
-    base, labels = bundle.modules.get("prosody"), bundle.info.labels
-    if not isinstance(base, ProsodyPredictor):
-        raise SystemExit(f"{args.bundle} has no prosody predictor")
-    utterances = [u for u in load_source(f"ravdess:{args.ravdess}") if u.emotion in labels]
-    corpus = build_corpus(utterances, labels, args.cache, prosody=True)
+    bundle, base, corpus = predictor_and_takes(args)
     rates = Rates(corpus)
     train = examples(corpus, TRAIN_ACTORS, base, bundle.modules, rates)
     val = examples(corpus, VAL_ACTORS, base, bundle.modules, rates)
