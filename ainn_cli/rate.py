@@ -5,7 +5,8 @@
                                                                                         marks dropped)
     rate = phones / seconds of speech frames
 
-The prosody path uses it to carry the reference's tempo over: an emotional take's duration change from the
+The prosody path uses it to carry the reference's tempo over (`ainn convert --tempo`; the shipped default does
+not unless asked, `follow_rate = false`): an emotional take's duration change from the
 speaker's neutral one follows the ratio of the two speaking rates (RAVDESS actors 1-20: the speaker's own
 fast or slow emotional speech, which a per-emotion mean cannot know; `train/fit_rate.py`). Counting phones,
 not syllable peaks, makes it hold across sentences: hama reads RAVDESS's two 7-syllable sentences as
