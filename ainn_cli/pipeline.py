@@ -181,25 +181,10 @@ class Pipeline:
         start = time.perf_counter()
         if strength is not None and not 0.0 <= strength <= 1.0:
             raise UsageError(f"strength must be between 0 and 1, got {strength}")
-        follow_rate = self._follows_rate(tempo, reference)
-        reading, embedding = self._target(reference, emotion)
-        label = reading.label if reading else str(emotion)
-        level = _level(label, strength, reading)
-        raw = self.bundle.info.calibration.raw(label, level)
         samples = _samples(source)
-        strength_in = torch.full((1,), raw, device=self.device, dtype=self.dtype)
-        level_in = torch.full((1,), level, device=self.device, dtype=self.dtype)
-        target = Target(embedding, strength_in, level_in)
-        mel, change = self._mel(samples), None
-        if self.prosody is not None:
-            rate = self._rate(samples, mel, reference) if follow_rate else None
-            change = self.prosody(embedding, level_in, rate).float()
-            contour = self.prosody.contour(self._label_index(label), level_in)
-            if self.prosody.config.blend_neutral:
-                embedding = self._blend_neutral(embedding, level)
-            target = Target(embedding, strength_in, level_in, yin(samples), change,
-                            None if contour is None else contour.float(),
-                            F.normalize(self._neutral(), dim=-1) if self.prosody.config.guidance != 1.0 else None)
+        mel = self._mel(samples)
+        reading, label, level, target = self._ask(samples, mel, reference, strength, emotion, tempo)
+        change = target.change
         wave = self._convert_in_chunks(mel, target)
         length = len(samples) if change is None else round(len(samples) * new_length(mel.shape[-1], change)
                                                            / max(mel.shape[-1], 1))
@@ -208,6 +193,30 @@ class Pipeline:
             seconds=len(samples) / SAMPLE_RATE, elapsed=time.perf_counter() - start,
             prosody=None if change is None else _described(change, length / max(len(samples), 1), target.contour),
         )
+
+    def _ask(
+        self, samples: np.ndarray, mel: torch.Tensor, reference: Audio | np.ndarray | None, strength: float | None,
+        emotion: str | None, tempo: bool | None,
+    ) -> tuple[StrengthReading | None, str, float, Target]:
+        """What G is asked for a source `(N,)` with mel `(1, 80, T)`: the reference's reading, the target label and
+        level, and the Target (with a prosody path, the source's pitch and the predicted change and contour)."""
+        follow_rate = self._follows_rate(tempo, reference)
+        reading, embedding = self._target(reference, emotion)
+        label = reading.label if reading else str(emotion)
+        level = _level(label, strength, reading)
+        strength_in = torch.full((1,), self.bundle.info.calibration.raw(label, level), device=self.device,
+                                 dtype=self.dtype)
+        level_in = torch.full((1,), level, device=self.device, dtype=self.dtype)
+        if self.prosody is None:
+            return reading, label, level, Target(embedding, strength_in, level_in)
+        rate = self._rate(samples, mel, reference) if follow_rate else None
+        change = self.prosody(embedding, level_in, rate).float()
+        contour = self.prosody.contour(self._label_index(label), level_in)
+        if self.prosody.config.blend_neutral:
+            embedding = self._blend_neutral(embedding, level)
+        neutral = F.normalize(self._neutral(), dim=-1) if self.prosody.config.guidance != 1.0 else None
+        return reading, label, level, Target(embedding, strength_in, level_in, yin(samples), change,
+                                             None if contour is None else contour.float(), neutral)
 
     def _target(
         self, reference: Audio | np.ndarray | None, emotion: str | None
@@ -242,7 +251,7 @@ class Pipeline:
     def _rate(self, source: np.ndarray, mel: torch.Tensor, reference: Audio | np.ndarray | None) -> torch.Tensor | None:
         """ln(source speaking rate / reference's) `(1,)` for the prosody predictor's `rate_weight`; None without a
         reference (a prototype has no tempo) or a rate weight."""
-        if reference is None or self.prosody is None or self.prosody.config.rate_weight == 0.0:
+        if reference is None or not self.can_follow_rate:
             return None
         return torch.full((1,), rate_ratio(speaking_rate(source, mel), self._reference_rate(_samples(reference))),
                           device=self.device)

@@ -101,13 +101,9 @@ def f0_following(pipe: Pipeline, source: np.ndarray, reference: np.ndarray, outp
 @torch.inference_mode()
 def _asked_log_f0(pipe: Pipeline, source: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The ln f0 contour (voiced frames; 0 elsewhere) that the pipeline hands G for this pair."""
-    mel, rec, reading = pipe._read(reference)
-    embedding = pipe.emotion(mel, rec.cue)
-    level = torch.tensor([0.0 if reading.label == "neutral" else reading.strength])
-    assert pipe.prosody is not None
-    rate = pipe._rate(source, pipe._mel(source), reference) if pipe._follows_rate(None, reference) else None
-    delta = pipe.prosody(embedding, level, rate).float()
-    contour = pipe.prosody.contour(pipe._label_index(reading.label), level)
+    target = pipe._ask(source, pipe._mel(source), reference, None, None, None)[3]  # as pipe.convert asks it
+    delta, contour = target.change, target.contour
+    assert delta is not None
     src = prosody(source, "yin")  # what the pipeline measured
     wanted = apply_change(src, delta, contour).retimed(new_length(src.log_f0.shape[-1], delta))
     voiced = retime(src.voiced[:, None], wanted.log_f0.shape[-1])[0, 0] > 0.5

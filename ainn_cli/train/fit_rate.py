@@ -57,14 +57,17 @@ def examples(corpus: Corpus, speakers: tuple[str, ...], predictor: ProsodyPredic
     """(rate ratio x (N,), level (N,), the predictor's ln duration change without it (N,), measured (N,),
     target emotion) for every (emotional take, reference) of `speakers`."""
     x, level, asked, measured, emotion = [], [], [], [], []
+    by_reference: dict[int, float] = {}  # each reference serves several takes (same emotion and intensity)
     for pair in corpus.pairs:
         target = corpus.utterances[pair.target]
         if target.speaker not in speakers:
             continue
         for ref in pair.refs:
-            e = embed(modules, corpus.mels[ref], corpus.labels.index(target.emotion))
+            if ref not in by_reference:
+                e = embed(modules, corpus.mels[ref], corpus.labels.index(target.emotion))
+                by_reference[ref] = float(predictor(e[None], torch.tensor([target.intensity]))[0, DURATION])
             level.append(target.intensity)
-            asked.append(float(predictor(e[None], torch.tensor([target.intensity]))[0, DURATION]))
+            asked.append(by_reference[ref])
             x.append(rate_ratio(rates(pair.source), rates(ref)))
             measured.append(float(pair.change[DURATION]))
             emotion.append(target.emotion)
