@@ -271,6 +271,52 @@ def test_fit_head_balances_classes_and_separates_them() -> None:
     assert strong.norm() < weight.norm() / 5  # the penalty shrinks the weights
 
 
+def test_sample_weights_balance_labels_then_the_groups_within_each() -> None:
+    from ainn_cli.train.refit import sample_weights
+
+    labels = torch.tensor([0] * 8 + [0] * 2 + [1] * 5)
+    groups = torch.tensor([1] * 8 + [0] * 2 + [1] * 5)  # label 0: eight acted takes, two read ones
+    weights = sample_weights(labels, groups)
+    assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum())
+    assert weights[:8].sum() == pytest.approx(weights[8:10].sum())  # each group half of its label
+    torch.testing.assert_close(sample_weights(labels, torch.zeros_like(labels))[:10], torch.full((10,), 0.1))
+
+
+def test_fit_head_with_groups_keeps_a_small_group_of_read_speech_in_its_class() -> None:
+    """Two read-speech clips of the neutral class sit near the angry takes: weighed as one group of two
+    (half the neutral weight), they are read as neutral; weighed as two clips of sixty, they are not."""
+    from ainn_cli.train.refit import fit_head
+
+    torch.manual_seed(0)
+    acted = torch.cat([torch.randn(30, 4) * 0.3 + torch.tensor([-2.0, 0, 0, 0]),  # neutral takes
+                       torch.randn(30, 4) * 0.3 + torch.tensor([2.0, 0, 0, 0])])  # angry takes
+    read = torch.randn(2, 4) * 0.1 + torch.tensor([1.5, 0, 0, 0])
+    features, labels = torch.cat([acted, read]), torch.tensor([0] * 30 + [1] * 30 + [0] * 2)
+    groups = torch.tensor([1] * 60 + [0] * 2)
+    for grouped, expected in ((groups, 0), (None, 1)):
+        weight, bias = fit_head(features, labels, 2, l2=1e-3, groups=grouped)
+        assert ((read @ weight.T + bias).argmax(-1) == expected).all()
+        assert ((acted @ weight.T + bias).argmax(-1) == labels[:60]).float().mean() > 0.9
+
+
+def test_neutral_prototype_comes_from_the_actors_neutral_takes() -> None:
+    """As the calibration's zero: read speech of speakers with no emotional take does not move it."""
+    import numpy as np
+
+    from ainn_cli.emotions import LABELS
+    from ainn_cli.train.data import Corpus, Utterance
+    from ainn_cli.train.export import prototypes
+
+    actors = [Utterance("a", "actor", e, 0.0 if e == "neutral" else 1.0) for e in ("neutral", "angry")]
+    readers = [Utterance("r", f"reader{k}", "neutral", 0.0) for k in range(3)]
+    corpus = Corpus(actors + readers, [np.zeros((80, 4))] * 5, LABELS)
+    assert corpus.acting().tolist() == [True, True, False, False, False]
+    embeddings = np.array([[1.0, 0.0], [0.0, 1.0]] + [[0.6, 0.8]] * 3)
+    assert prototypes(corpus, embeddings)["neutral"] == [1.0, 0.0]
+    alone = Corpus(readers, [np.zeros((80, 4))] * 3, LABELS)  # no actor: the readers' speech
+    assert prototypes(alone, embeddings[2:])["neutral"] == pytest.approx([0.6, 0.8])
+
+
 def test_recognizer_stage_refits_the_head_on_whole_utterances(manifest: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(config(manifest, tmp_path, "recognizer.steps=1", "refit_head=0.001"), run, stages=("recognizer",),

@@ -204,6 +204,11 @@ class Corpus:
     def label_ids(self) -> np.ndarray:
         return np.array([self.labels.index(u.emotion) for u in self.utterances])
 
+    def acting(self) -> np.ndarray:
+        """`(N,)` bool: the utterance's speaker acts at least one emotion (RAVDESS), not only neutral (LibriSpeech)."""
+        speakers = {u.speaker for u in self.utterances if u.emotion != self.labels[0]}
+        return np.array([u.speaker in speakers for u in self.utterances], dtype=bool)
+
     def neutral_of(self) -> dict[str, list[int]]:
         """Indices of neutral utterances by speaker."""
         out: dict[str, list[int]] = {}

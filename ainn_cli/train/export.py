@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
-from ainn_cli.emotions import NEUTRAL
 from ainn_cli.errors import UsageError
 from ainn_cli.models.vocoder import HifiGan, VocoderConfig
 from ainn_cli.train.data import Corpus
@@ -37,9 +36,7 @@ def calibrate(corpus: Corpus, strengths: np.ndarray) -> Calibration:
     speech is that of the speakers who also act emotions (the zero of the scale their takes define); read
     speech of speakers with no emotional take (LibriSpeech) counts only when there is no other."""
     ids = corpus.label_ids
-    acting = {u.speaker for u in corpus.utterances if u.emotion != NEUTRAL}
-    acted_neutral = (ids == 0) & np.array([u.speaker in acting for u in corpus.utterances], dtype=bool)
-    neutral = strengths[acted_neutral] if acted_neutral.any() else strengths[ids == 0]
+    neutral = strengths[_neutral_rows(corpus)]
     low_value = float(np.median(neutral)) if len(neutral) else 0.0
     low, high = {}, {}
     for k, label in enumerate(corpus.labels[1:], start=1):
@@ -50,11 +47,18 @@ def calibrate(corpus: Corpus, strengths: np.ndarray) -> Calibration:
     return Calibration(low=low, high=high)
 
 
+def _neutral_rows(corpus: Corpus) -> np.ndarray:
+    """`(N,)` bool: the neutral utterances of speakers who also act emotions, or every neutral one if none do."""
+    neutral: np.ndarray = corpus.label_ids == 0
+    acted = neutral & corpus.acting()
+    return acted if acted.any() else neutral
+
+
 def prototypes(corpus: Corpus, embeddings: np.ndarray) -> dict[str, list[float]]:
-    """Mean unit embedding per emotion, renormalised."""
+    """Mean unit embedding per emotion, renormalised; neutral's from the same speech as the calibration's zero."""
     out = {}
     for k, label in enumerate(corpus.labels):
-        rows = embeddings[corpus.label_ids == k]
+        rows = embeddings[_neutral_rows(corpus) if k == 0 else corpus.label_ids == k]
         if len(rows):
             mean = rows.mean(axis=0)
             out[label] = [round(float(v), 6) for v in mean / (np.linalg.norm(mean) + 1e-9)]
