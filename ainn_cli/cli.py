@@ -138,7 +138,11 @@ def strength(
     overwrite: Annotated[bool, typer.Option(help="Replace existing plot files.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Read the emotion, its strength (0 neutral to 1 full-blown) and where in time it sits (cue M)."""
+    """Read the emotion, its strength (0 neutral to 1 full-blown) and where in time it sits (cue M).
+
+    The default model learnt emotions from acted studio speech (RAVDESS): it reads neutral read speech,
+    such as an audiobook, as emotional (mostly angry), so trust it on acted speech, not on narration.
+    """
     from ainn_cli.commands import StrengthOptions, run_strength
 
     _succeed(run_strength(StrengthOptions(files=tuple(files), model=model, device=device, plot=plot,
