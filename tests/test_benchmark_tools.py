@@ -111,3 +111,23 @@ def test_espeak_corpus_writes_a_manifest_that_training_reads(tmp_path: Path) -> 
     assert {u.emotion for u in utterances} == {"neutral"} and utterances[1].text == "Who fixed it?"
     audio = read_audio(Path(utterances[0].path))
     assert audio.source_rate == SAMPLE_RATE and 0.3 < audio.seconds < 4
+
+
+def test_whisper_strength_regression_ranks_intensity_and_shares_one_scale() -> None:
+    """On synthetic speaker-normalised features where one direction carries the intensity: the chosen ridge
+    ranks the held-out rows' intensity, and the calibration maps neutral to 0 and strong to 1 on average."""
+    from benchmarks.judges.whisper_strength import fit_emotion
+
+    rng = np.random.default_rng(0)
+    actors = np.repeat(np.arange(1, 25), 12)
+    y = np.tile([0.0] * 4 + [0.5] * 4 + [1.0] * 4, 24)
+    x = rng.normal(size=(len(y), 16))
+    x[:, 3] += 6.0 * y  # the emotion's direction, with unit noise around it
+    regression, report = fit_emotion(x, y, actors)
+    assert report["test_spearman"] > 0.8 and report["ridge"] in (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+    train = actors <= 22
+    judged = regression(x[train])
+    assert judged[y[train] == 0].mean() == pytest.approx(0.0, abs=1e-6)
+    assert judged[y[train] == 1].mean() == pytest.approx(1.0, abs=1e-6)
+    means = report["test_mean_by_intensity"]
+    assert isinstance(means, dict) and means["0.0"] < means["0.5"] < means["1.0"]

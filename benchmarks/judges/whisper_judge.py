@@ -221,7 +221,8 @@ def speaker_offset(judged: Path, actor: int, clips: Sequence[Clip], features: np
 
 
 def convert_rows(rows: list[dict[str, str]], model: str, out: Path, strength: float | None) -> list[Path]:
-    """Convert each row's source with its reference (ainn's Python API), once; the wavs are kept in `out`."""
+    """Convert each row's source with its reference (ainn's Python API), once; the wavs are kept in `out`. The
+    strength is `strength`, else the row's target_strength, else the reference's own."""
     import soundfile as sf
 
     from ainn_cli import load_pipeline
@@ -233,7 +234,9 @@ def convert_rows(rows: list[dict[str, str]], model: str, out: Path, strength: fl
         path = out / f"{row['id']}.wav"
         if not path.exists():
             pipe = pipe or load_pipeline(model, device="cpu")
-            wave = pipe.convert(read_audio(row["source"]), read_audio(row["reference"]), strength=strength).wave
+            level = strength if strength is not None else float(row["target_strength"] or "nan")
+            wave = pipe.convert(read_audio(row["source"]), read_audio(row["reference"]),
+                                strength=None if math.isnan(level) else level).wave
             sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")
         paths.append(path)
     return paths
