@@ -234,7 +234,7 @@ def convert_rows(rows: list[dict[str, str]], model: str, out: Path, strength: fl
         path = out / f"{row['id']}.wav"
         if not path.exists():
             pipe = pipe or load_pipeline(model, device="cpu")
-            level = strength if strength is not None else float(row["target_strength"] or "nan")
+            level = strength if strength is not None else float(row.get("target_strength") or "nan")
             wave = pipe.convert(read_audio(row["source"]), read_audio(row["reference"]),
                                 strength=None if math.isnan(level) else level).wave
             sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")

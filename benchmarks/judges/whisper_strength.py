@@ -59,7 +59,8 @@ class Regression:
 
     def __call__(self, normalised: np.ndarray) -> np.ndarray:
         """`(N, 768)` -> judged intensity `(N,)`."""
-        return ((normalised - self.mean) / self.scale) @ self.weight + self.bias
+        judged: np.ndarray = ((normalised - self.mean) / self.scale) @ self.weight + self.bias
+        return judged
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> Regression:
