@@ -266,19 +266,28 @@ def score_command(pairs: Path, judge_dir: Path, data: Path, model: str, out: Pat
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def judge_parser(description: str | None, fit_help: str, table: str,
+                 score_help: str) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command line shared by the Whisper judges: `fit [--data --out]` and `score TABLE [--model --judge
+    --data --out]`; returns the parser and the `score` subparser (for options of its own)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="train on RAVDESS actors 1-22, report on 23-24")
+    fit = sub.add_parser("fit", help=fit_help)
     fit.add_argument("--data", type=Path, default=Path("../shared/data/ravdess"))
     fit.add_argument("--out", type=Path, default=Path("benchmarks/judges/whisper"))
-    score = sub.add_parser("score", help="judge conversions of a pairs CSV (benchmarks/ravdess_pairs.py converted.csv)")
-    score.add_argument("pairs", type=Path)
+    score = sub.add_parser("score", help=score_help)
+    score.add_argument(table, type=Path)
     score.add_argument("--model", default="default", help="ainn bundle that converts (default: the embedded one)")
     score.add_argument("--judge", type=Path, default=Path("benchmarks/judges/whisper"))
     score.add_argument("--data", type=Path, default=Path("../shared/data/ravdess"))
-    score.add_argument("--strength", type=float, default=None)
     score.add_argument("--out", type=Path, required=True, help="folder for the converted wavs and the report")
+    return parser, score
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser, score = judge_parser(__doc__, "train on RAVDESS actors 1-22, report on 23-24", "pairs",
+                                 "judge conversions of a pairs CSV (benchmarks/ravdess_pairs.py converted.csv)")
+    score.add_argument("--strength", type=float, default=None)
     args = parser.parse_args(argv)
     if args.command == "fit":
         print(json.dumps(fit_command(args.data, args.out), indent=2))

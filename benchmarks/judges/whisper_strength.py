@@ -20,7 +20,6 @@ strength is the regression's output, not clipped to [0, 1], so that ranks are no
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from benchmarks.judges.whisper_judge import (
     actor_of,
     cached_features,
     convert_rows,
+    judge_parser,
     neutral_offsets,
     ravdess_clips,
     speaker_offset,
@@ -157,17 +157,8 @@ def score_command(sweep: Path, judge_dir: Path, data: Path, model: str, out: Pat
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="fit on RAVDESS actors 1-22, report on 23-24")
-    fit.add_argument("--data", type=Path, default=Path("../shared/data/ravdess"))
-    fit.add_argument("--out", type=Path, default=Path("benchmarks/judges/whisper"))
-    score = sub.add_parser("score", help="convert and judge a sweep CSV (benchmarks/ravdess_pairs.py sweep.csv)")
-    score.add_argument("sweep", type=Path)
-    score.add_argument("--model", default="default", help="ainn bundle that converts (default: the embedded one)")
-    score.add_argument("--judge", type=Path, default=Path("benchmarks/judges/whisper"))
-    score.add_argument("--data", type=Path, default=Path("../shared/data/ravdess"))
-    score.add_argument("--out", type=Path, required=True, help="folder for the converted wavs and the results")
+    parser, _ = judge_parser(__doc__, "fit on RAVDESS actors 1-22, report on 23-24", "sweep",
+                             "convert and judge a sweep CSV (benchmarks/ravdess_pairs.py sweep.csv)")
     args = parser.parse_args(argv)
     if args.command == "fit":
         print(json.dumps(fit_command(args.data, args.out), indent=2))
