@@ -116,6 +116,14 @@ def neutral_offsets(features: np.ndarray, speakers: Sequence[object], neutral: n
     return out
 
 
+def speaker_normalised(clips: Sequence[Clip]) -> np.ndarray:
+    """Features `(N, 768)` of RAVDESS clips minus the mean of their speaker's other neutral clips."""
+    feats = cached_features([c.path for c in clips])
+    neutral = np.array([c.label == "neutral" for c in clips])
+    normalised: np.ndarray = feats - neutral_offsets(feats, [c.actor for c in clips], neutral)
+    return normalised
+
+
 @dataclass(frozen=True)
 class Judge:
     mean: np.ndarray  # (768,) of the speaker-normalised training features
@@ -183,9 +191,7 @@ def bootstrap_ci(hits: np.ndarray) -> tuple[float, float]:
 def fit_command(data: Path, out: Path) -> dict[str, object]:
     clips = [c for c in ravdess_clips(data) if c.label in LABELS]
     print(f"Whisper tiny.en encoder features of {len(clips)} RAVDESS clips (cached in {CACHE})", flush=True)
-    feats = cached_features([c.path for c in clips])
-    neutral = np.array([c.label == "neutral" for c in clips])
-    normalised = feats - neutral_offsets(feats, [c.actor for c in clips], neutral)
+    normalised = speaker_normalised(clips)
     labels = np.array([c.label for c in clips])
     y = np.array([LABELS.index(label) for label in labels])
     actors = np.array([c.actor for c in clips])
@@ -220,6 +226,22 @@ def speaker_offset(judged: Path, actor: int, clips: Sequence[Clip], features: np
     return features[rows].mean(axis=0)
 
 
+def neutral_takes(data: Path) -> tuple[list[Clip], np.ndarray]:
+    """RAVDESS's neutral clips and their features `(N, 768)`: what judged recordings are normalised by."""
+    clips = [c for c in ravdess_clips(data) if c.label == "neutral"]
+    return clips, cached_features([c.path for c in clips], progress=False)
+
+
+def source_normalised(files: Sequence[Path], rows: Sequence[dict[str, str]],
+                      neutral: tuple[list[Clip], np.ndarray]) -> np.ndarray:
+    """Features `(N, 768)` of `files`, each judged for its row, minus the mean of the row's source speaker's
+    neutral takes (`neutral_takes`; the judged file left out)."""
+    clips, feats = neutral
+    offsets = np.stack([speaker_offset(f, actor_of(Path(r["source"])), clips, feats) for f, r in zip(files, rows)])
+    normalised: np.ndarray = cached_features(files, progress=False) - offsets
+    return normalised
+
+
 def convert_rows(rows: list[dict[str, str]], model: str, out: Path, strength: float | None) -> list[Path]:
     """Convert each row's source with its reference (ainn's Python API), once; the wavs are kept in `out`. The
     strength is `strength`, else the row's target_strength, else the reference's own."""
@@ -248,17 +270,13 @@ def score_command(pairs: Path, judge_dir: Path, data: Path, model: str, out: Pat
     with open(pairs, newline="") as f:
         rows = list(csv.DictReader(f))
     judge = Judge.load(judge_dir)
-    clips = [c for c in ravdess_clips(data) if c.label in LABELS]
-    neutral_feats = cached_features([c.path for c in clips], progress=False)
+    neutral = neutral_takes(data)
     sets = {"converted": convert_rows(rows, model, out / "wavs", strength),
             "real target": [Path(r["target"]) for r in rows], "unconverted source": [Path(r["source"]) for r in rows]}
     truth = [r["target_emotion"] for r in rows]
     report: dict[str, object] = {"model": model, "pairs": str(pairs), "n": len(rows), "strength": strength}
     for name, files in sets.items():
-        feats = cached_features(files, progress=False)
-        offsets = np.stack([speaker_offset(f, actor_of(Path(r["source"])), clips, neutral_feats)
-                            for f, r in zip(files, rows)])
-        predicted = judge.predict(feats - offsets)
+        predicted = judge.predict(source_normalised(files, rows, neutral))
         hits = (np.asarray(predicted) == np.asarray(truth)).astype(np.float64)
         report[name] = {"accuracy": accuracy(predicted, truth), "ci95": bootstrap_ci(hits),
                         "predicted": dict(zip([r["id"] for r in rows], predicted))}

@@ -33,13 +33,12 @@ from benchmarks.judges.whisper_judge import (
     TRAIN_ACTORS,
     VAL_ACTORS,
     Clip,
-    actor_of,
-    cached_features,
     convert_rows,
     judge_parser,
-    neutral_offsets,
+    neutral_takes,
     ravdess_clips,
-    speaker_offset,
+    source_normalised,
+    speaker_normalised,
 )
 from benchmarks.strength_curve import curve, spearman
 
@@ -102,9 +101,8 @@ def fit_emotion(x: np.ndarray, y: np.ndarray, actors: np.ndarray) -> tuple[Regre
 def fit_command(data: Path, out: Path) -> dict[str, object]:
     """Fit one regression per emotion and save them (`strength.npz`, `strength.json`)."""
     clips = [c for c in ravdess_clips(data) if c.label in ("neutral", *EMOTIONS)]
-    feats = cached_features([c.path for c in clips])
+    normalised = speaker_normalised(clips)
     neutral = np.array([c.label == "neutral" for c in clips])
-    normalised = feats - neutral_offsets(feats, [c.actor for c in clips], neutral)
     actors, labels = np.array([c.actor for c in clips]), np.array([c.label for c in clips])
     y = np.array([intensity(c) for c in clips])
     arrays, report, pooled = {}, {}, []
@@ -137,14 +135,10 @@ def score_command(sweep: Path, judge_dir: Path, data: Path, model: str, out: Pat
     with open(sweep, newline="") as f:
         rows = list(csv.DictReader(f))
     judge = load_judge(judge_dir)
-    clips = [c for c in ravdess_clips(data) if c.label == "neutral"]
-    neutral_feats = cached_features([c.path for c in clips], progress=False)
     files = convert_rows(rows, model, out / "wavs", None)
-    feats = cached_features(files, progress=False)
     results = []
-    for row, file, x in zip(rows, files, feats):
-        offset = speaker_offset(file, actor_of(Path(row["source"])), clips, neutral_feats)
-        judged = float(judge[row["target_emotion"]]((x - offset)[None])[0])
+    for row, x in zip(rows, source_normalised(files, rows, neutral_takes(data))):
+        judged = float(judge[row["target_emotion"]](x[None])[0])
         results.append({"id": row["id"], "target_emotion": row["target_emotion"],
                         "requested_strength": row["target_strength"], "measured_strength": f"{judged:.4f}"})
     with open(out / "results.csv", "w", newline="") as f:
