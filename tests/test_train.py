@@ -346,3 +346,56 @@ def test_calibration_takes_its_zero_from_the_actors_neutral_takes() -> None:
     assert cal.low["angry"] == pytest.approx(0.02) and cal.high["angry"] == pytest.approx(0.9)
     alone = Corpus(readers + actors[2:], [np.zeros((80, 4))] * 6, LABELS)  # no actor's neutral take: the readers'
     assert calibrate(alone, np.array([0.5] * 5 + [0.9])).low["angry"] == pytest.approx(0.5)
+
+
+def test_critic_terms_move_only_their_own_player() -> None:
+    """`adv`: G's term reaches the conversion, not the critic; the critic's term reaches the critic only."""
+    from ainn_cli.train.critic import Critic, CriticConfig, critic_losses
+
+    torch.manual_seed(0)
+    critic = Critic(CriticConfig(n_mels=8, channels=4, classes=3))
+    torch.nn.init.normal_(critic.out.weight)
+    torch.nn.init.normal_(critic.embed.weight)
+    real, label = torch.randn(2, 8, 16), torch.tensor([1, 2])
+    fake = torch.randn(2, 8, 16, requires_grad=True)
+    losses = critic_losses(critic, real, fake, label)
+    assert torch.allclose(losses["adv"], losses["adv_g"] + losses["adv_d"])
+    losses["adv"].backward()
+    alone = fake.detach().requires_grad_(True)
+    ((critic(alone, label) - 1).pow(2).mean()).backward()
+    assert fake.grad is not None and alone.grad is not None and torch.allclose(fake.grad, alone.grad, atol=1e-6)
+    critic.zero_grad()
+    d_term = (critic(real, label) - 1).pow(2).mean() + critic(fake.detach(), label).pow(2).mean()
+    expected = torch.autograd.grad(d_term, list(critic.parameters()))
+    critic.zero_grad()
+    critic_losses(critic, real, fake.detach(), label)["adv"].backward()
+    assert all(p.grad is not None and torch.allclose(p.grad, g, atol=1e-6)
+               for p, g in zip(critic.parameters(), expected))
+
+
+def test_reshape_variant_with_a_critic_trains_it_and_leaves_it_out_of_the_bundle(manifest: Path,
+                                                                                   tmp_path: Path) -> None:
+    """Stage II with an `adv` weight after a Stage I without one: the critic starts fresh, trains with G, and
+    the exported bundle is the same set of components as without it."""
+    base = config(manifest, tmp_path, "stage1.steps=1", "variant=\"reshape\"")
+    train(base, tmp_path / "start", stages=("stage1",), quiet=True)
+    cfg = config(manifest, tmp_path, "stage2.steps=2", "variant=\"reshape\"",
+                 "stage2.lambdas={ rec = 1, env = 1, par = 0.3, adv = 0.1 }")
+    train(cfg, tmp_path / "run", stages=("stage2",), init=tmp_path / "start" / "stage1" / "latest.pt",
+          export=tmp_path / "bundle", quiet=True)
+    rows = [r for r in read_log(tmp_path / "run" / "stage2" / "log.csv") if r["adv"]]
+    assert len(rows) == 2 and all(math.isfinite(float(r[k])) for r in rows for k in ("adv", "adv_g", "adv_d"))
+    nets = torch.load(tmp_path / "run" / "stage2" / "latest.pt", weights_only=True)["nets"]
+    assert float(nets["critic.out.weight"].abs().sum()) > 0  # zero at the start: the critic learnt
+    assert not any(p.name.startswith("critic") for p in (tmp_path / "bundle").iterdir())
+    assert load_pipeline(str(tmp_path / "bundle"), "cpu").prosody is not None
+
+
+def test_adv_outside_the_reshape_variants_stage2_is_a_usage_error() -> None:
+    from ainn_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="stage2.lambdas.adv.*reshape"):
+        load_config(REPO / "configs" / "default.toml", ["stage2.lambdas.adv=0.1"])
+    with pytest.raises(UsageError, match="stage1.lambdas.adv"):
+        load_config(REPO / "configs" / "reshape.toml", ["stage1.lambdas.adv=0.1"])
+    assert load_config(REPO / "configs" / "reshape.toml", ["stage2.lambdas.adv=0.1"]).stage2.lambdas["adv"] == 0.1

@@ -25,7 +25,8 @@ RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
     ("data.segment_frames", (8, 100_000)), ("data.batch_size", (1, 4096)), ("data.workers", (0, 256)),
     ("data.n_val", (0, 10_000)), ("data.n_test", (0, 10_000)), ("*.steps", (0, 100_000_000)),
     ("*.lr", (1e-12, 1.0)), ("grad_clip", (1e-9, 1e9)), ("seed", (0, 2**32 - 1)), ("*_every", (1, 100_000_000)),
-    ("val_batches", (1, 1_000_000)), ("probe_width", (1, 65_536)), ("*.weight_decay", (0.0, 1.0)),
+    ("val_batches", (1, 1_000_000)), ("probe_width", (1, 65_536)),
+    ("critic_lr_scale", (1e-6, 1e6)), ("*.weight_decay", (0.0, 1.0)),
 )
 # the paper's three ablation rows (full model, Stage I without the cue, rec + cls only), the explicit-prosody
 # model (G renders a contour) and `reshape` (the paper model after the prosody predictor's DSP, G fine-tuned on
@@ -92,6 +93,7 @@ class TrainConfig:
     triplet_closeness: float = 0.25  # str: positives are the same emotion at intensities at most this far apart
     keep_reference_strength: float = 0.5  # Stage II: P(convert at the reference's own strength), else uniform
     probe_width: int = 128  # hidden units of the `dis` emotion probe on pooled content
+    critic_lr_scale: float = 1.0  # the `adv` critic's learning rate, as a multiple of its stage's (train/critic.py)
     # after --stage recognizer: refit Rc on whole training utterances with this L2 weight (train/refit.py); 0 = off
     refit_head: float = 0.0
     grad_clip: float = 5.0
@@ -165,6 +167,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("triplet_closeness", "keep_reference_strength"):
         if getattr(config, key) > 1:
             raise UsageError(f"config key {key}: {getattr(config, key)} is outside 0..1")
+    _check_adv(config)
     labels = config.model.recognizer.labels
     if len(labels) < 2 or labels[0] != "neutral":
         raise UsageError(f"config key model.recognizer.labels: must be neutral then emotions, got {list(labels)}")
@@ -177,6 +180,15 @@ def validate(config: TrainConfig) -> TrainConfig:
         if type(component) in modules:
             limits.build_on_meta(modules[type(component)], component, where, UsageError)
     return config
+
+
+def _check_adv(config: TrainConfig) -> None:
+    """`adv` (the critic, train/critic.py) is a Stage II loss of the reshape variant; nothing else reads it."""
+    for name in ("stage1", "stage2", "recognizer"):
+        weight = getattr(config, name).lambdas.get("adv", 0.0)
+        if weight > 0 and (name != "stage2" or config.variant != "reshape"):
+            raise UsageError(f"config key {name}.lambdas.adv: the critic trains only in stage2 of variant "
+                             f"\"reshape\" (this is {name} of variant {config.variant!r})")
 
 
 def _number(value: float) -> str:

@@ -52,7 +52,8 @@ class TrainState:
 
 def trainable(nets: Nets, stage: str, variant: str) -> list[nn.Parameter]:
     """Stage I trains everything (but R in the prosody variant); Stage II the generator (and, in the prosody
-    variant, the predictor: the reshape variant keeps the fitted one); the recognizer stage R alone."""
+    variant, the predictor: the reshape variant keeps the fitted one; and the critic where there is one); the
+    recognizer stage R alone."""
     if stage == RECOGNIZER_STAGE:
         nets.requires_grad_(False)
         nets.recognizer.requires_grad_(True)
@@ -61,7 +62,8 @@ def trainable(nets: Nets, stage: str, variant: str) -> list[nn.Parameter]:
         nets.recognizer.requires_grad_(variant != "prosody")
         return [p for p in nets.parameters() if p.requires_grad]
     nets.requires_grad_(False)
-    trained = [nets.generator, *([nets.prosody] if variant == "prosody" and nets.prosody is not None else [])]
+    trained = [nets.generator, *([nets.prosody] if variant == "prosody" and nets.prosody is not None else []),
+               *([nets.critic] if nets.critic is not None else [])]
     for module in trained:
         module.requires_grad_(True)
     return [p for module in trained for p in module.parameters()]
@@ -77,9 +79,18 @@ def new_state(config: TrainConfig, stage: str, init: Path | None, world: World |
         warm_start(nets.components(), Path(config.init_bundle))
     nets.to(device)
     stage_cfg: StageConfig = getattr(config, stage)
-    optimizer = torch.optim.AdamW(trainable(nets, stage, config.variant), lr=stage_cfg.lr, betas=stage_cfg.betas,
-                                  weight_decay=stage_cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(nets, trainable(nets, stage, config.variant), stage_cfg.lr,
+                                               config.critic_lr_scale),
+                                  lr=stage_cfg.lr, betas=stage_cfg.betas, weight_decay=stage_cfg.weight_decay)
     return TrainState(nets=nets, model=wrap(nets, world, device), optimizer=optimizer, device=device, world=world)
+
+
+def param_groups(nets: Nets, params: list[nn.Parameter], lr: float, critic_scale: float) -> list[dict[str, Any]]:
+    """The optimiser's groups: the trained modules at the stage's rate, the critic (if trained) at its own."""
+    critic = {id(p) for p in nets.critic.parameters()} if nets.critic is not None else set()
+    groups: list[dict[str, Any]] = [{"params": [p for p in params if id(p) not in critic]},
+                                    {"params": [p for p in params if id(p) in critic], "lr": lr * critic_scale}]
+    return [g for g in groups if g["params"]]
 
 
 def save_checkpoint(state: TrainState, file: Path) -> None:
@@ -105,9 +116,13 @@ def read_checkpoint(file: Path, device: torch.device | str = "cpu") -> dict[str,
 
 
 def load_nets(nets: Nets, file: Path) -> dict[str, Any]:
-    """Load a checkpoint's weights into `nets` strictly (a key and shape diff on mismatch); returns the checkpoint."""
+    """Load a checkpoint's weights into `nets` strictly (a key and shape diff on mismatch); returns the checkpoint.
+    A checkpoint without a critic starts the critic of `nets` fresh (a Stage II with `adv` after one without)."""
     data = read_checkpoint(file)
-    load_strict(nets, data["nets"], file)
+    state = data["nets"]
+    if nets.critic is not None and not any(k.startswith("critic.") for k in state):
+        state = {**state, **{f"critic.{k}": v for k, v in nets.critic.state_dict().items()}}
+    load_strict(nets, state, file)
     return data
 
 

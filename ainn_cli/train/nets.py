@@ -2,6 +2,7 @@
 
     Nets = Ec (content) + Ee (emotion) + R (recognizer) + G (generator)
            [+ P (prosody predictor, prosody variant)] + probe (training only: the `dis` adversary)
+           [+ critic (training only, when stage2's `adv` weight is set: critic.py)]
 
 `Nets.forward` returns a stage's named losses (losses.py, prosody_losses.py), so one call runs a
 whole training step and DistributedDataParallel can wrap it. `components()` is what a bundle keeps.
@@ -21,6 +22,7 @@ from ainn_cli.models.generator import Generator
 from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.models.recognizer import Recognizer
 from ainn_cli.train.config import TrainConfig
+from ainn_cli.train.critic import Critic, CriticConfig
 from ainn_cli.train.data import Batch
 from ainn_cli.train.losses import recognizer_losses, stage1_losses, stage2_losses
 from ainn_cli.train.prosody_losses import envelope_losses, stage2_prosody_losses
@@ -49,13 +51,15 @@ class LossSettings:
 
 
 class Nets(nn.Module):
-    """The four AINN modules, the prosody predictor (prosody variant) and the training-only emotion probe."""
+    """The four AINN modules, the prosody predictor (prosody variant), the training-only emotion probe and, for
+    `adv`, the training-only critic."""
 
     def __init__(self, content: ContentEncoder, emotion: EmotionEncoder, recognizer: Recognizer,
-                 generator: Generator, prosody: ProsodyPredictor | None = None, probe_width: int = 128) -> None:
+                 generator: Generator, prosody: ProsodyPredictor | None = None, probe_width: int = 128,
+                 critic: Critic | None = None) -> None:
         super().__init__()
         self.content, self.emotion, self.recognizer, self.generator = content, emotion, recognizer, generator
-        self.prosody = prosody
+        self.prosody, self.critic = prosody, critic
         c = content.config
         self.probe = nn.Sequential(
             nn.Linear(c.content_dim + c.timbre_dim, probe_width), nn.GELU(),
@@ -85,12 +89,15 @@ class Nets(nn.Module):
 
 def build_nets(config: TrainConfig) -> Nets:
     """Fresh modules from the config's saved component configs (the prosody variant adds P and G's
-    prosody input channels)."""
+    prosody input channels; a reshape run with an `adv` weight in stage2 adds the critic)."""
     model = config.model
     generator, prosody = model.generator, None
     if config.variant == "prosody":
         generator = dataclasses.replace(generator, prosody_dim=PROSODY_CHANNELS)
     if config.variant in PREDICTOR_VARIANTS:
         prosody = ProsodyPredictor(dataclasses.replace(model.prosody, emotion_dim=model.emotion_encoder.embed_dim))
+    critic = None
+    if config.variant == "reshape" and config.stage2.lambdas.get("adv", 0.0) > 0:
+        critic = Critic(CriticConfig(n_mels=model.recognizer.n_mels, classes=len(model.recognizer.labels)))
     return Nets(ContentEncoder(model.content_encoder), EmotionEncoder(model.emotion_encoder),
-                Recognizer(model.recognizer), Generator(generator), prosody, config.probe_width)
+                Recognizer(model.recognizer), Generator(generator), prosody, config.probe_width, critic)

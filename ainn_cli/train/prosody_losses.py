@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ainn_cli.pitch import energy, prosody_inputs
 from ainn_cli.prosody import CHANGES, Prosody, apply_change, reshape_mel, split_envelope
 from ainn_cli.train.augment import warp_factors, warp_mel
+from ainn_cli.train.critic import critic_losses
 from ainn_cli.train.data import Batch, ParallelBatch
 
 if TYPE_CHECKING:
@@ -71,11 +72,15 @@ def reshaped_source(nets: Nets, par: ParallelBatch) -> tuple[Content, torch.Tens
 def envelope_losses(nets: Nets, par: ParallelBatch) -> dict[str, torch.Tensor]:
     """`env`: the spectral envelope (14 cepstra: tilt, formants, level) of G's conversion of the reshaped
     neutral take against the real emotional take's, DTW-aligned: the voice-quality side of each emotion.
-    `par`: the same on the whole mel (harmonics included, which the DSP placed only on average)."""
+    `par`: the same on the whole mel (harmonics included, which the DSP placed only on average); with a critic,
+    `adv` (critic.py)."""
     content, emb, strength = reshaped_source(nets, par)
     out = nets.generator(content.frames, emb, strength, content.timbre)
     envelope, target = split_envelope(out)[0], split_envelope(par.target)[0]
-    return {"env": F.l1_loss(envelope, target), "par": F.l1_loss(out, par.target)}
+    losses = {"env": F.l1_loss(envelope, target), "par": F.l1_loss(out, par.target)}
+    if nets.critic is not None:  # `adv`: the conversion against the real takes of its emotion (critic.py)
+        losses.update(critic_losses(nets.critic, par.ref, out, par.label))
+    return losses
 
 
 def target_level(batch: Batch, keep_reference: float) -> torch.Tensor:
