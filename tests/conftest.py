@@ -12,10 +12,11 @@ from typer.testing import Result
 
 from ainn_cli.audio import SAMPLE_RATE
 from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
+from ainn_cli.emotions import LABELS
 from ainn_cli.models.content import ContentEncoder, ContentEncoderConfig
 from ainn_cli.models.emotion import EmotionEncoder, EmotionEncoderConfig
 from ainn_cli.models.generator import Generator, GeneratorConfig
-from ainn_cli.models.recognizer import LABELS, Recognizer, RecognizerConfig
+from ainn_cli.models.recognizer import Recognizer, RecognizerConfig
 from ainn_cli.models.vocoder import HifiGan, VocoderConfig
 
 REPO = Path(__file__).resolve().parent.parent

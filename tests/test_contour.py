@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -57,7 +58,8 @@ def test_the_contour_table_scales_with_level_and_gain_and_is_optional() -> None:
     assert shaped.config.contour_bins == 2 and shaped.config.contour_classes == 5
     torch.testing.assert_close(shaped.contour(torch.tensor([3, 4]), torch.tensor([1.0, 0.5])),
                                torch.tensor([[3.0, 3.5], [2.0, 2.25]]))
-    assert torch.all(shaped.contour(torch.tensor([4]), torch.zeros(1)) == 0)  # strength 0: the source's shape
+    at_zero = shaped.contour(torch.tensor([4]), torch.zeros(1))
+    assert at_zero is not None and torch.all(at_zero == 0)  # strength 0: the source's shape
     torch.testing.assert_close(shaped.net[0].weight, plain.net[0].weight)
 
 
@@ -100,8 +102,9 @@ def test_a_contour_changes_the_conversion_only_above_strength_zero(tmp_path: Pat
     bundle = load_bundle(flat.bundle.path)
     table = torch.zeros(5, 4)
     table[1] = torch.tensor([0.0, 0.0, 0.2, 0.5])  # angry rises at the end
+    predictor = cast(ProsodyPredictor, bundle.modules["prosody"])
     shaped_path = save_bundle(tmp_path / "shaped", bundle.info,
-                              {**bundle.modules, "prosody": with_contour(bundle.modules["prosody"], table, 1.0)})
+                              {**bundle.modules, "prosody": with_contour(predictor, table, 1.0)})
     from ainn_cli.pipeline import load_pipeline
 
     shaped = load_pipeline(str(shaped_path), "cpu")
@@ -113,7 +116,8 @@ def test_a_contour_changes_the_conversion_only_above_strength_zero(tmp_path: Pat
                                _g_output(flat, source, emotion="sad", strength=1.0))
     told = shaped.convert(source, emotion="angry", strength=0.5).prosody
     assert told is not None and told.pitch_end_semitones == pytest.approx(0.5 * 0.5 * 12 / math.log(2), abs=1e-3)
-    assert flat.convert(source, emotion="angry").prosody.pitch_end_semitones == 0.0  # type: ignore[union-attr]
+    flat_told = flat.convert(source, emotion="angry").prosody
+    assert flat_told is not None and flat_told.pitch_end_semitones == 0.0
 
 
 def test_the_summary_line_names_the_ending_only_where_a_contour_moves_it() -> None:

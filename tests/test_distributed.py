@@ -7,16 +7,20 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import spawn as _untyped_spawn
 
 from ainn_cli.train.distributed import World, in_sync
 from tests.test_train import TINY, manifest  # noqa: F401  (manifest is a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
+spawn = cast(Callable[..., object], _untyped_spawn)  # torch leaves spawn unannotated
 
 
 def free_port() -> int:
@@ -41,7 +45,7 @@ def _check_sync(rank: int, port: int, perturb: bool, results: dict[int, bool]) -
 def sync_results(perturb: bool) -> dict[int, bool]:
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_check_sync, args=(free_port(), perturb, results), nprocs=2)
+        spawn(_check_sync, args=(free_port(), perturb, results), nprocs=2)
         return dict(results)
 
 

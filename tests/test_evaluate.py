@@ -7,6 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def vowels(seconds: float, stretch: float = 1.0, f0: float = 150.0) -> np.ndarra
     t = np.arange(int(seconds * stretch * SAMPLE_RATE)) / SAMPLE_RATE
     tilt = 0.15 + 0.5 * np.sin(2 * np.pi * 1.3 * t / stretch) ** 2
     phase = 2 * np.pi * f0 * t
-    return (0.1 * sum(np.exp(-k * tilt) * np.sin(k * phase) for k in range(1, 30))).astype(np.float32)
+    return (0.1 * cast(np.ndarray, sum(np.exp(-k * tilt) * np.sin(k * phase) for k in range(1, 30)))).astype(np.float32)
 
 
 def test_mcd_of_identical_inputs_is_zero_and_grows_with_distortion() -> None:
@@ -95,7 +96,7 @@ def test_f0_match_uses_frames_voiced_in_both() -> None:
 def test_world_f0_when_pyworld_is_installed() -> None:
     pytest.importorskip("pyworld")
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE  # Harvest calls a noiseless pure sine unvoiced: add harmonics
-    f0 = metrics.f0_world(sum(0.3 / k * np.sin(2 * np.pi * 200 * k * t) for k in range(1, 8)))
+    f0 = metrics.f0_world(cast(np.ndarray, sum(0.3 / k * np.sin(2 * np.pi * 200 * k * t) for k in range(1, 8))))
     assert len(f0) == 1 + SAMPLE_RATE // 256 and np.median(f0[f0 > 0]) == pytest.approx(200.0, abs=2.0)
 
 
@@ -261,7 +262,7 @@ def test_plots_without_matplotlib_is_a_clear_error(  # type: ignore[no-untyped-d
     assert "pip install -e '.[plot]'" in result.output
 
 
-def test_evaluate_esd_converts_with_the_model(  # type: ignore[no-untyped-def]
+def test_evaluate_esd_converts_with_the_model(
         tiny_bundle: Path, tmp_path: Path, no_extras: None) -> None:
     fake_esd(tmp_path / "ESD", range(20, 22), speakers=("0015",), audio=True)
     for emotion in ("Happy", "Sad", "Surprise"):  # keep the run small: neutral -> angry only

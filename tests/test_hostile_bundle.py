@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from ainn_cli.bundle import BundleInfo, load_bundle, save_bundle, sha256
 from ainn_cli.cli import app
+from ainn_cli.emotions import LABELS
 from ainn_cli.errors import BundleError
 from ainn_cli.models.generator import Generator, GeneratorConfig
-from ainn_cli.models.recognizer import LABELS
 from ainn_cli.pipeline import load_pipeline
 from tests.conftest import make_tiny_bundle, tiny_modules
 

@@ -414,7 +414,11 @@ def test_unreachable_hub_fails_fast_in_one_line(hub: FakeHub) -> None:
     hub.stop()  # nothing listens on its port any more: every connection is refused
     warnings: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
-    handler.emit = warnings.append  # type: ignore[method-assign]
+
+    def emit(record: logging.LogRecord) -> None:
+        warnings.append(record)
+
+    handler.emit = emit  # type: ignore[method-assign]
     logging.getLogger("huggingface_hub").addHandler(handler)
     try:
         start = time.monotonic()

@@ -12,6 +12,7 @@ import copy
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import pytest
@@ -20,6 +21,9 @@ import torch
 
 from ainn_cli.chunks import sounding_spans
 from ainn_cli.mel import log_mel
+from ainn_cli.models.content import ContentEncoder
+from ainn_cli.models.generator import Generator
+from ainn_cli.models.recognizer import Recognizer
 from ainn_cli.pipeline import CONTEXT, load_pipeline
 from ainn_cli.prosody import NEPER_TO_DB, retime
 from tests.conftest import tone
@@ -81,7 +85,13 @@ def test_silence_is_skipped_and_the_sounding_frames_are_unchanged(tiny_bundle: P
     mel[..., 300:330] = torch.randn(1, 80, 30, generator=torch.Generator().manual_seed(1)) - 3
     seen: list[int] = []
     vocoder = pipe.vocoder
-    pipe.vocoder = lambda m: (seen.append(m.shape[-1]), vocoder(m))[1]  # type: ignore[assignment]
+
+    def spy(m: torch.Tensor) -> torch.Tensor:
+        seen.append(m.shape[-1])
+        out: torch.Tensor = vocoder(m)
+        return out
+
+    pipe.vocoder = spy  # type: ignore[assignment]
     whole = pipe.vocode(mel, skip_silence=False)
     assert seen == [400]
     skipped = pipe.vocode(mel)
@@ -93,7 +103,10 @@ def test_silence_is_skipped_and_the_sounding_frames_are_unchanged(tiny_bundle: P
     assert not skipped[: (100 - margin) * hop].any() and not skipped[(330 + margin) * hop :].any()
 
 
-def _without_whole_chunk_statistics(module: torch.nn.Module) -> torch.nn.Module:
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def _without_whole_chunk_statistics(module: ModuleT) -> ModuleT:
     """A copy of `module` with its instance and group norms (which see the whole chunk) taken out."""
     module = copy.deepcopy(module)
     for name, child in list(module.named_modules()):
@@ -110,8 +123,9 @@ def test_context_covers_the_convolutions_reach(monkeypatch: pytest.MonkeyPatch) 
     are close to one pass, not equal: test_chunks_join_without_a_seam bounds that.)"""
     pipe = load_pipeline(device="cpu")
     monkeypatch.setattr(torch.nn.functional, "instance_norm", lambda x, *args, **kwargs: x)  # Ec's bottleneck norm
-    recognizer = _without_whole_chunk_statistics(pipe.recognizer)
-    content, generator = (_without_whole_chunk_statistics(m) for m in (pipe.content, pipe.generator))
+    recognizer = _without_whole_chunk_statistics(cast(Recognizer, pipe.recognizer))
+    content = _without_whole_chunk_statistics(cast(ContentEncoder, pipe.content))
+    generator = _without_whole_chunk_statistics(cast(Generator, pipe.generator))
     mel = torch.randn(1, 80, 600, generator=torch.Generator().manual_seed(0)) - 5
     poked = mel.clone()
     poked[..., 300] += 3.0
@@ -119,7 +133,8 @@ def test_context_covers_the_convolutions_reach(monkeypatch: pytest.MonkeyPatch) 
 
     def through_ec_and_g(x: torch.Tensor) -> torch.Tensor:
         c = content(x, cue)
-        return generator(c.frames, emb, torch.full((1,), 0.5), torch.zeros_like(c.timbre))
+        out: torch.Tensor = generator(c.frames, emb, torch.full((1,), 0.5), torch.zeros_like(c.timbre))
+        return out
 
     for name, run in (("R", recognizer.features), ("Ec -> G", through_ec_and_g)):  # reach today: R 32, Ec -> G 46
         changed = ((run(mel) - run(poked)).abs().amax(dim=1)[0] > 1e-6).nonzero().flatten()

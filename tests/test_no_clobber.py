@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -138,11 +139,11 @@ def test_an_output_that_appears_meanwhile_is_skipped_not_replaced(tiny_bundle: P
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """As if another run into the same folder finished x.wav while this one was converting it."""
     from ainn_cli import commands
+    from ainn_cli.audio import write_wav as real_write
 
     for name in ("x", "y"):
         clip(tmp_path / "in" / f"{name}.wav")
     ref = clip(tmp_path / "ref.wav", f0=220)
-    real_write = commands.write_wav
 
     def racing_write(path: Path, *args: object, **kwargs: object) -> Path:
         if path.name == "x.wav":
@@ -280,6 +281,7 @@ def test_a_long_recording_is_read_in_bounded_pieces(tiny_bundle: Path) -> None:
     """The recognizer and the mel front end see at most a chunk (plus context) at a time; the reading matches."""
     import torch
 
+    from ainn_cli.models.recognizer import Recognizer
     from ainn_cli.pipeline import CONTEXT, load_pipeline
 
     pipe = load_pipeline(str(tiny_bundle), "cpu")
@@ -287,13 +289,14 @@ def test_a_long_recording_is_read_in_bounded_pieces(tiny_bundle: Path) -> None:
     whole = pipe.strength(wave)
     pipe.read_chunk_frames = 256
     seen: list[int] = []
-    features = pipe.recognizer.features
+    recognizer = cast(Recognizer, pipe.recognizer)
+    features = recognizer.features
 
     def spy(mel: torch.Tensor) -> torch.Tensor:
         seen.append(mel.shape[-1])
         return features(mel)
 
-    pipe.recognizer.features = spy  # type: ignore[method-assign]
+    recognizer.features = spy  # type: ignore[method-assign]
     chunked = pipe.strength(wave)
     assert len(seen) == 7 and max(seen) <= 256 + 2 * CONTEXT
     assert chunked.label == whole.label and len(chunked.cue) == len(whole.cue) == len(wave) // 256

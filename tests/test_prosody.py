@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -12,8 +13,11 @@ import torch
 from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE
 from ainn_cli.bundle import load_bundle, save_bundle
 from ainn_cli.mel import log_mel
+from ainn_cli.models.emotion import EmotionEncoder
 from ainn_cli.models.generator import Generator, GeneratorConfig
 from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
+from ainn_cli.models.recognizer import Recognizer
+from ainn_cli.pipeline import Pipeline
 from ainn_cli.pitch import Pitch, continuous_log_f0, energy, yin
 from ainn_cli.prosody import (
     Prosody,
@@ -36,7 +40,7 @@ def harmonic(f0: np.ndarray | float, seconds: float = 1.0) -> np.ndarray:
     n = int(seconds * SAMPLE_RATE)
     pitch = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
     phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
-    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 10))).astype(np.float32)
+    return (0.3 * cast(np.ndarray, sum(np.sin(k * phase) / k for k in range(1, 10)))).astype(np.float32)
 
 
 @pytest.mark.parametrize("f0", [80.0, 150.0, 310.0, 600.0])
@@ -136,10 +140,10 @@ def test_the_predictor_gain_scales_each_change_and_is_saved(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="gain has 2 entries"):
         ProsodyPredictor(ProsodyPredictorConfig(gain=(1.0, 1.0)))
     source = load_bundle(make_tiny_bundle(tmp_path / "tiny"))
-    width = source.modules["emotion_encoder"].config.embed_dim
+    width = cast(EmotionEncoder, source.modules["emotion_encoder"]).config.embed_dim
     predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=width, gain=(0.75, 1, 1, 1)))
     saved = load_bundle(save_bundle(tmp_path / "gain", source.info, {**source.modules, "prosody": predictor}))
-    assert saved.modules["prosody"].config.gain == (0.75, 1.0, 1.0, 1.0)
+    assert cast(ProsodyPredictor, saved.modules["prosody"]).config.gain == (0.75, 1.0, 1.0, 1.0)
 
 
 def test_dtw_undoes_a_known_time_stretch() -> None:
@@ -243,14 +247,15 @@ def test_fit_prosody_learns_a_linear_change() -> None:
 def test_a_bundle_with_a_predictor_reshapes_the_source(tmp_path: Path) -> None:
     """Paper generator + predictor: the pipeline applies the predicted change to the source mel itself."""
     from ainn_cli.bundle import BundleInfo, Calibration, save_bundle
-    from ainn_cli.models.recognizer import LABELS
+    from ainn_cli.emotions import LABELS
     from ainn_cli.pipeline import load_pipeline
     from tests.conftest import tiny_modules, tone
 
     predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8))
     with torch.no_grad():
-        predictor.net[-1].bias.copy_(torch.tensor([math.log(2 ** (3 / 12)), 0.0, 0.5, math.log(1.2)]))
-        predictor.net[-1].weight.zero_()
+        last = cast(torch.nn.Linear, predictor.net[-1])
+        last.bias.copy_(torch.tensor([math.log(2 ** (3 / 12)), 0.0, 0.5, math.log(1.2)]))
+        last.weight.zero_()
     info = BundleInfo(name="tiny-prosody", labels=LABELS, calibration=Calibration(low={}, high={}),
                       prototypes={k: [0.35] * 8 for k in LABELS})
     bundle = save_bundle(tmp_path / "b", info, {**tiny_modules(), "prosody": predictor})
@@ -289,14 +294,17 @@ def test_the_default_fine_tunes_only_the_prosody_bundles_generator_and_recognize
 
     bundles = registry()
     default, prosody = load_bundle(bundles["default"]), load_bundle(bundles["prosody"])
-    config = default.modules["prosody"].config
+    predictor = cast(ProsodyPredictor, default.modules["prosody"])
+    config = predictor.config
     assert config.gain == (0.5, 1.0, 1.0, 1.0) and config.match_energy == "lower" and config.blend_neutral
     assert config.guidance == 2.0 and config.contour_bins == 8 and config.contour_gain == 2.0
     assert config.low_voice_hz == 115.0
     assert 0.2 < config.rate_weight < 0.6 and not config.follow_rate  # fitted, used only with --tempo
-    contour = default.modules["prosody"].contour(torch.tensor([default.info.labels.index("surprise")]), torch.ones(1))
+    contour = predictor.contour(torch.tensor([default.info.labels.index("surprise")]), torch.ones(1))
+    assert contour is not None
     assert contour[0, -1] - contour[0, 0] > math.log(2 ** (6 / 12))
-    assert set(default.modules) == set(prosody.modules) and default.modules["generator"].config.prosody_dim == 0
+    assert (set(default.modules) == set(prosody.modules)
+            and cast(Generator, default.modules["generator"]).config.prosody_dim == 0)
     changed = {name for name, module in prosody.modules.items()
                if any(not torch.equal(default.modules[name].state_dict()[k], v)
                       for k, v in module.state_dict().items())}
@@ -311,7 +319,7 @@ def test_the_default_cue_has_no_spike_at_the_edges() -> None:
     from tests.conftest import SAMPLES
 
     pipe = load_pipeline(device="cpu")
-    assert pipe.recognizer.config.edge_pad > 0
+    assert cast(Recognizer, pipe.recognizer).config.edge_pad > 0
     for clip in ("angry_actor24.flac", "neutral_actor23.flac", "sad_actor24.flac"):
         cue = np.array(pipe.strength(read_audio(SAMPLES / clip)).cue)
         assert cue[-4:].max() <= cue[-24:-4].max() + 0.05 and cue[:4].max() <= cue[4:24].max() + 0.05, clip
@@ -337,8 +345,11 @@ def test_match_energy_shifts_the_whole_mel_to_the_asked_speech_energy() -> None:
     like = torch.randn(2, 80, 120) - 4.0
     mel = like[..., :100] * 0.5 + torch.tensor([3.0, -6.0])[:, None, None]  # the first too loud, the second too quiet
     out = match_energy(mel, like)
-    speech = lambda m: statistics(Prosody(log_f0=torch.zeros(2, m.shape[-1]), voiced=torch.zeros(2, m.shape[-1]),  # noqa: E731
-                                          energy=energy(m)))[:, 2]
+
+    def speech(m: torch.Tensor) -> torch.Tensor:
+        return statistics(Prosody(log_f0=torch.zeros(2, m.shape[-1]), voiced=torch.zeros(2, m.shape[-1]),
+                                  energy=energy(m)))[:, 2]
+
     torch.testing.assert_close(speech(out), speech(like))
     shift = out - mel  # one constant per utterance: the spectral shape and the contour stay G's
     torch.testing.assert_close(shift, shift[..., :1, :1].expand_as(shift))
@@ -349,17 +360,18 @@ def test_match_energy_shifts_the_whole_mel_to_the_asked_speech_energy() -> None:
         ProsodyPredictor(ProsodyPredictorConfig(match_energy="yes"))
 
 
-def _pipeline_with_predictor(tmp_path: Path, **options: object):  # type: ignore[no-untyped-def]
+def _pipeline_with_predictor(tmp_path: Path, **options: object) -> Pipeline:
     """Tiny modules + a predictor asking +2 semitones and +3 dB per unit of strength."""
     from ainn_cli.bundle import BundleInfo, Calibration
-    from ainn_cli.models.recognizer import LABELS
+    from ainn_cli.emotions import LABELS
     from ainn_cli.pipeline import load_pipeline
     from tests.conftest import tiny_modules
 
     predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8, **options))  # type: ignore[arg-type]
     with torch.no_grad():
-        predictor.net[-1].bias.copy_(torch.tensor([math.log(2 ** (2 / 12)), 0.0, 0.35, 0.0]))
-        predictor.net[-1].weight.zero_()
+        last = cast(torch.nn.Linear, predictor.net[-1])
+        last.bias.copy_(torch.tensor([math.log(2 ** (2 / 12)), 0.0, 0.35, 0.0]))
+        last.weight.zero_()
     rng = np.random.default_rng(1)
     info = BundleInfo(name="tiny-options", labels=LABELS, calibration=Calibration(low={}, high={}),
                       prototypes={k: list(map(float, rng.standard_normal(8) / np.sqrt(8))) for k in LABELS})
@@ -367,13 +379,18 @@ def _pipeline_with_predictor(tmp_path: Path, **options: object):  # type: ignore
     return load_pipeline(str(save_bundle(tmp_path / name, info, {**tiny_modules(), "prosody": predictor})), "cpu")
 
 
-def _g_output(pipe, source: np.ndarray, **convert: object) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def _g_output(pipe: Pipeline, source: np.ndarray, **convert: object) -> torch.Tensor:
     """The mel `(1, 80, T)` that `pipe.convert(source, **convert)` hands its vocoder."""
     seen: list[torch.Tensor] = []
     vocode = pipe.vocode
-    pipe.vocode = lambda mel, chunk=2048: (seen.append(mel.float()), vocode(mel, chunk))[1]
-    pipe.convert(source, **convert)
-    pipe.vocode = vocode
+
+    def spy(mel: torch.Tensor, chunk: int = 2048) -> np.ndarray:
+        seen.append(mel.float())
+        return vocode(mel, chunk)
+
+    pipe.vocode = spy  # type: ignore[method-assign, assignment]  # (mel, chunk) only, as the pipeline calls it
+    pipe.convert(source, **convert)  # type: ignore[arg-type]
+    pipe.vocode = vocode  # type: ignore[method-assign]
     return seen[0]
 
 
@@ -399,11 +416,19 @@ def test_match_energy_gives_g_s_output_the_asked_loudness(tmp_path: Path, streng
     pipe = _pipeline_with_predictor(tmp_path, match_energy="match")
     given: list[torch.Tensor] = []
     encode = pipe._encode
-    pipe._encode = lambda mel, chunk: (given.append(mel.float()), encode(mel, chunk))[1]  # type: ignore[method-assign]
+
+    def spy(mel: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        given.append(mel.float())
+        return encode(mel, chunk)
+
+    pipe._encode = spy  # type: ignore[method-assign]
     matched = _g_output(pipe, source, emotion="angry", strength=strength)
     drifting = _g_output(_pipeline_with_predictor(tmp_path), source, emotion="angry", strength=strength)
-    loudness = lambda m: float(statistics(Prosody(log_f0=torch.zeros(1, m.shape[-1]),  # noqa: E731
-                                                  voiced=torch.zeros(1, m.shape[-1]), energy=energy(m)))[0, 2])
+
+    def loudness(m: torch.Tensor) -> float:
+        return float(statistics(Prosody(log_f0=torch.zeros(1, m.shape[-1]),
+                                        voiced=torch.zeros(1, m.shape[-1]), energy=energy(m)))[0, 2])
+
     if strength == 0.0:
         torch.testing.assert_close(given[0], log_mel(source), atol=0.05, rtol=0)  # the warp by 1 is near exact
     else:

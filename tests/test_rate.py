@@ -114,7 +114,12 @@ def test_a_long_wave_s_rate_is_read_on_its_first_seconds(monkeypatch: pytest.Mon
     from ainn_cli import rate
 
     heard: list[int] = []
-    monkeypatch.setattr(rate, "phone_count", lambda samples: heard.append(len(samples)) or 30)
+
+    def counting_phones(samples: np.ndarray) -> int:
+        heard.append(len(samples))
+        return 30
+
+    monkeypatch.setattr(rate, "phone_count", counting_phones)
     clip = np.tile(_clip("neutral_actor23.flac"), 16)  # about a minute
     assert rate.speaking_rate(clip) is not None
     assert heard[0] <= rate.MAX_SECONDS * SAMPLE_RATE
@@ -139,7 +144,8 @@ def test_the_pipeline_reads_a_reference_s_rate_once(tmp_path, monkeypatch: pytes
     mel = log_mel(source)
     calls.clear()
     for _ in range(3):
-        assert float(pipe._rate(source, mel, reference)[0]) == pytest.approx(math.log(12.0 / 8.0))
+        ratio = pipe._rate(source, mel, reference)
+        assert ratio is not None and float(ratio[0]) == pytest.approx(math.log(12.0 / 8.0))
     assert calls == [SAMPLE_RATE, 2 * SAMPLE_RATE, SAMPLE_RATE, SAMPLE_RATE]  # the source each time, the reference once
     assert pipe._rate(source, mel, None) is None  # a prototype emotion has no tempo
     assert _pipeline_with_predictor(tmp_path)._rate(source, mel, reference) is None

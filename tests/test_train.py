@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 import soundfile as sf
 import torch
 
+from ainn_cli.models.generator import Generator
+from ainn_cli.models.recognizer import Recognizer
 from ainn_cli.pipeline import load_pipeline
 from ainn_cli.train.config import load_config
 from ainn_cli.train.data import load_source, split_speakers
@@ -87,7 +90,7 @@ def test_prosody_variant_trains_exports_and_converts(manifest: Path, tmp_path: P
     assert {"rec", "cc", "ecc", "esc", "ren", "par", "pros"} <= set(logs["stage2"][0])
     assert all(math.isfinite(float(v)) for row in logs["stage2"] for k, v in row.items() if k != "step" and v)
     pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
-    assert pipe.prosody is not None and pipe.generator.config.prosody_dim == 3
+    assert pipe.prosody is not None and cast(Generator, pipe.generator).config.prosody_dim == 3
     source = tone(1.0)
     result = pipe.convert(source, tone(0.5, f0=200), strength=1.0)
     assert result.prosody is not None
@@ -112,7 +115,7 @@ def test_reshape_variant_fine_tunes_only_the_generator_on_parallel_takes(manifes
     shared = [k for k in after if k in before and before[k].shape == after[k].shape]
     assert {k.split(".")[0] for k in shared if not torch.equal(before[k], after[k])} == {"generator"}
     pipe = load_pipeline(str(tmp_path / "bundle"), "cpu")
-    assert pipe.prosody is not None and pipe.generator.config.prosody_dim == 0
+    assert pipe.prosody is not None and cast(Generator, pipe.generator).config.prosody_dim == 0
     assert pipe.prosody.config.gain == (0.5, 1.0, 1.0, 1.0)  # the config's gain reaches the exported predictor
 
 
@@ -326,7 +329,7 @@ def test_recognizer_stage_refits_the_head_on_whole_utterances(manifest: Path, tm
     changed = {k for k in best if not torch.equal(best[k], refit["nets"][k])}
     assert changed == {"recognizer.classifier.weight", "recognizer.classifier.bias"}
     assert refit["refit_accuracy"] > 0.5  # five tones, one per emotion: separable once pooled whole
-    exported = load_pipeline(str(tmp_path / "bundle"), "cpu").recognizer.classifier.weight
+    exported = cast(Recognizer, load_pipeline(str(tmp_path / "bundle"), "cpu").recognizer).classifier.weight
     torch.testing.assert_close(exported.float(), refit["nets"]["recognizer.classifier.weight"], atol=1e-2, rtol=1e-2)
 
 
@@ -360,7 +363,7 @@ def test_critic_terms_move_only_their_own_player() -> None:
     fake = torch.randn(2, 8, 16, requires_grad=True)
     losses = critic_losses(critic, real, fake, label)
     assert torch.allclose(losses["adv"], losses["adv_g"] + losses["adv_d"])
-    losses["adv"].backward()
+    torch.autograd.backward(losses["adv"])
     alone = fake.detach().requires_grad_(True)
     ((critic(alone, label) - 1).pow(2).mean()).backward()
     assert fake.grad is not None and alone.grad is not None and torch.allclose(fake.grad, alone.grad, atol=1e-6)
@@ -368,7 +371,7 @@ def test_critic_terms_move_only_their_own_player() -> None:
     d_term = (critic(real, label) - 1).pow(2).mean() + critic(fake.detach(), label).pow(2).mean()
     expected = torch.autograd.grad(d_term, list(critic.parameters()))
     critic.zero_grad()
-    critic_losses(critic, real, fake.detach(), label)["adv"].backward()
+    torch.autograd.backward(critic_losses(critic, real, fake.detach(), label)["adv"])
     assert all(p.grad is not None and torch.allclose(p.grad, g, atol=1e-6)
                for p, g in zip(critic.parameters(), expected))
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner, Result
 
 from ainn_cli.cli import app
 from ainn_cli.errors import UsageError
-from ainn_cli.train.config import load_config
-from ainn_cli.train.data import DataConfig, Utterance, load_source, split_speakers
+from ainn_cli.train.config import DataConfig, load_config
+from ainn_cli.train.data import Utterance, load_source, split_speakers
 from ainn_cli.train.loop import read_checkpoint
 from tests.conftest import one_line
 from tests.test_train import TINY, manifest  # noqa: F401  (the five-speaker corpus fixture)

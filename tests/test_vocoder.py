@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ def test_official_weights_match_reference_implementation() -> None:
         pytest.skip(f"official weights not installed: {err}")
     reference = ReferenceGenerator(VocoderConfig())
     reference.load_state_dict(checkpoint["generator"])
-    reference = remove_all_weight_norm(reference).eval()
+    reference = cast(ReferenceGenerator, remove_all_weight_norm(reference)).eval()
     mel = log_mel(read_audio(SAMPLES / "neutral_actor23.flac").samples)[..., :120]
     with torch.no_grad():
         expected = reference(mel).squeeze(1)
