@@ -21,28 +21,36 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+def prose(document: Path) -> str:
+    """A Markdown file's text without its fenced code blocks."""
+    return FENCE.sub("", document.read_text())
+
+
 def anchors(document: Path) -> set[str]:
     """The anchors of a Markdown file's headings (outside code blocks)."""
-    text = FENCE.sub("", document.read_text())
-    return {slug(m.group(1)) for m in re.finditer(r"^#{1,6} (.+)$", text, re.M)}
+    return {slug(m.group(1)) for m in re.finditer(r"^#{1,6} (.+)$", prose(document), re.M)}
 
 
 def local_links(document: Path) -> list[str]:
     """Links in a Markdown file that point inside the repository (no scheme), outside code blocks."""
-    text = FENCE.sub("", document.read_text())
-    return [t for t in LINK.findall(text) if not re.match(r"[a-z]+:", t)]
+    return [t for t in LINK.findall(prose(document)) if not re.match(r"[a-z]+:", t)]
 
 
 def broken_links(document: Path) -> list[str]:
     """The document's local links whose file, or heading anchor in a Markdown file, does not exist."""
-    broken = []
+    broken: list[str] = []
+    headings: dict[Path, set[str]] = {}  # each linked Markdown file's anchors, read once
     for link in local_links(document):
         path, _, anchor = link.partition("#")
         target = (document.parent / path).resolve() if path else document
         if not target.exists():
             broken.append(f"{link} (no such file)")
-        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
-            broken.append(f"{link} (no heading with that anchor)")
+            continue
+        if anchor and target.suffix == ".md":
+            if target not in headings:
+                headings[target] = anchors(target)
+            if anchor not in headings[target]:
+                broken.append(f"{link} (no heading with that anchor)")
     return broken
 
 
@@ -62,4 +70,5 @@ def test_a_missing_anchor_is_caught(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_links_resolve(document: Path) -> None:
-    assert not broken_links(document), f"{document.relative_to(REPO)}: " + "; ".join(broken_links(document))
+    broken = broken_links(document)
+    assert not broken, f"{document.relative_to(REPO)}: " + "; ".join(broken)
