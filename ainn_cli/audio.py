@@ -7,9 +7,10 @@ torchaudio 2.9+ dropped its audio I/O and each release pins one exact torch vers
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ainn_cli.errors import AudioError, OutputError
-from ainn_cli.files import atomic_output, check_writable, reason, short_reason
+from ainn_cli.errors import AudioError, OutputError, UsageError
+from ainn_cli.files import KeptErrors, atomic_output, check_writable, reason, short_reason
 
 # The official HiFi-GAN V1 front end (see ../shared/AINN.md, "Features").
 SAMPLE_RATE = 22050  # Hz
@@ -42,6 +43,7 @@ MIN_RATE, MAX_RATE = 4000, 768000  # Hz; outside this a header lies (and 1 Hz wo
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".opus"})
 OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
                   ".oga": ("OGG", "VORBIS")}  # output suffix -> libsndfile format and subtype
+FORMAT_MAX_RATES = {"OGG": 200_000, "FLAC": 655_350}  # Hz: libvorbis segfaults above, libFLAC refuses above
 
 
 def settings() -> dict[str, float]:
@@ -69,28 +71,60 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> Audio:
 
     `max_seconds` reads only the start of long files (e.g. a long reference).
     """
+    path = check_input(path)
+    try:
+        mono, rate = _read_mono(path, max_seconds)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{path}: not a readable audio file ({short_reason(err)})") from None
+    except OSError as err:  # no permission to read it, an I/O error
+        raise AudioError(f"{path}: cannot read ({err.strerror or err})") from None
+    return prepare(mono, rate, str(path))
+
+
+def probe(path: str | Path) -> None:
+    """Refuse what `read_audio` would refuse as unreadable, from the file's header alone (a folder run finds its
+    broken, empty and unopenable files before any model loads)."""
+    path = check_input(path)
+    try:
+        with sound_file(path):
+            pass
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{path}: not a readable audio file ({short_reason(err)})") from None
+    except OSError as err:
+        raise AudioError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+@contextlib.contextmanager
+def sound_file(path: str | Path) -> Iterator[sf.SoundFile]:
+    """libsndfile reading `path`, whatever its name: opened by Python and handed over as a file object, since
+    soundfile encodes a name strictly as UTF-8 and libsndfile refuses paths of over 1024 bytes."""
+    with open(path, "rb") as handle, sf.SoundFile(handle) as sound:
+        yield sound
+
+
+def check_input(path: str | Path) -> Path:
+    """An input that exists and is a regular file, or a one-line AudioError (a FIFO would block the reader forever;
+    a device is not a recording; a name the system refuses to look up is not a traceback)."""
     path = Path(path)
     try:
         os.stat(path)
     except OSError as err:  # a name too long, a folder we may not enter: one line, not a traceback
         if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             raise AudioError(f"{str(path)[:200]}: {err.strerror or err}") from None
+    except ValueError:  # an embedded NUL
+        raise AudioError(f"{str(path)[:200]!r}: not a valid file name") from None
     if not path.exists():
         raise AudioError(f"{path}: {'broken or looping symbolic link' if path.is_symlink() else 'no such file'}")
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, not an audio file")
-    if not path.is_file():  # a FIFO would block the reader forever; a device is not a recording
+    if not path.is_file():
         raise AudioError(f"{path}: not a regular file")
-    try:
-        mono, rate = _read_mono(path, max_seconds)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: not a readable audio file ({short_reason(err)})") from None
-    return prepare(mono, rate, str(path))
+    return path
 
 
 def _read_mono(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
     """Read block by block, downmixing each block, so a long multichannel file never sits in memory whole."""
-    with sf.SoundFile(str(path)) as handle:
+    with sound_file(path) as handle:
         rate = handle.samplerate
         frames = -1 if max_seconds is None else int(max_seconds * rate)
         blocks = [block.mean(axis=1, dtype=np.float32) for block in
@@ -151,6 +185,15 @@ def output_format(path: Path) -> tuple[str, str]:
     return found
 
 
+def check_rate(path: Path, rate: int) -> None:
+    """Refuse a sample rate that `path`'s format cannot encode, before anything is converted (libvorbis crashes
+    the process above 200 kHz; FLAC stops at 655350 Hz)."""
+    kind, _ = output_format(path)
+    highest = FORMAT_MAX_RATES.get(kind, MAX_RATE)
+    if rate > highest:
+        raise UsageError(f"{path}: {kind.lower()} files hold at most {highest} Hz, not --sample-rate {rate}")
+
+
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, overwrite: bool = False,
               on_limit: Callable[[float], None] | None = None) -> Path:
     """Write `(N,)` float samples at SAMPLE_RATE as audio at `rate`, atomically (hidden temp file, then rename).
@@ -162,17 +205,20 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE, ov
     """
     path = Path(path)
     kind, subtype = output_format(path)
+    check_rate(path, rate)
     check_writable(path, overwrite)
     if rate != SAMPLE_RATE:
         samples = soxr.resample(np.asarray(samples, dtype=np.float32), SAMPLE_RATE, rate, quality="HQ")
     samples = limit(samples, on_limit)
+    kept = None
     try:
         with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as handle:
-            sf.write(handle, samples, rate, format=kind, subtype=subtype)
+            kept = KeptErrors(handle)
+            sf.write(kept, samples, rate, format=kind, subtype=subtype)
             handle.flush()
             os.fsync(handle.fileno())
-    except (OSError, sf.LibsndfileError) as err:
-        raise OutputError(f"{path}: cannot write ({reason(err)})") from None
+    except (OSError, sf.LibsndfileError, AssertionError) as err:  # soundfile asserts a short write away
+        raise OutputError(f"{path}: cannot write ({reason(kept.error if kept and kept.error else err)})") from None
     return path
 
 

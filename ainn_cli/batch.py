@@ -8,19 +8,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-from ainn_cli.audio import is_audio_file, output_format
+from ainn_cli.audio import is_audio_file, output_format, probe
 from ainn_cli.errors import AinnError, OutputError, OutputExists, UsageError
 from ainn_cli.files import check_name, first_existing
 
-if TYPE_CHECKING:
-    from ainn_cli.display import Converted
-
 PAIRINGS = ("same-name", "all")
+R = TypeVar("R")  # what converting one job gives (the command line's `display.Converted`)
 
 
 @dataclass(frozen=True)
@@ -28,11 +26,13 @@ class Job:
     source: Path
     reference: Path | None  # None: convert to a prototype emotion
     output: Path
+    emotion: str | None = None  # a --pairs row's own target emotion and strength (None: the command's)
+    strength: float | None = None
 
 
 @dataclass
-class BatchReport:
-    converted: list[Converted] = field(default_factory=list)
+class BatchReport(Generic[R]):
+    converted: list[R] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
@@ -41,19 +41,64 @@ class BatchReport:
         return not self.failed
 
 
-def audio_files(root: Path, exclude: Path | None = None) -> list[Path]:
-    """Audio files under `root`, recursively, sorted.
+class Plan(list[Job]):
+    """A run's jobs, and the folders that could not be read while planning them (reported as failures)."""
 
-    Symlinked folders (so symlink loops) and unreadable folders are not entered; hidden files and folders
-    (macOS `._x.wav` resource forks, our own `.x.wav.*.part` temp files) are skipped, and so is `exclude`
-    (an output folder inside the source folder, whose results must not become new sources).
-    """
+    def __init__(self, jobs: Iterable[Job] = (), unreadable: Iterable[dict[str, str]] = ()) -> None:
+        super().__init__(jobs)
+        self.unreadable = list(unreadable)
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The audio files under a folder, and its subfolders that could not be listed (with why)."""
+
+    files: list[Path]
+    unreadable: list[dict[str, str]]
+
+
+def walk_audio(root: Path, exclude: Path | None = None) -> Walk:
+    """Audio files under `root`, recursively, sorted (depth first, as os.walk), without recursion: a tree of
+    any depth is walked. Symlinked folders (so symlink loops) are not entered; a folder that cannot be listed is
+    reported, not skipped silently; hidden files and folders (macOS `._x.wav` resource forks, our own
+    `.x.wav.*.part` temp files) are skipped, and so is `exclude` (an output folder inside the input folder,
+    whose results must not become new inputs)."""
     found: list[Path] = []
+    unreadable: list[dict[str, str]] = []
     skip = _real(exclude) if exclude is not None else None
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _real(Path(folder) / d) != skip)
-        found.extend(Path(folder) / f for f in sorted(files) if not f.startswith(".") and is_audio_file(Path(f)))
-    return found
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as err:
+            unreadable.append({"source": str(folder), "reason": f"{folder}: cannot read the folder "
+                                                                f"({err.strerror or err})"})
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if _is_folder(entry):
+                if not entry.is_symlink() and _real(Path(entry.path)) != skip:
+                    folders.append(Path(folder, entry.name))
+            elif is_audio_file(Path(entry.name)):
+                found.append(Path(folder, entry.name))
+        stack.extend(reversed(folders))
+    return Walk(found, unreadable)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop, a name the system refuses: not a folder (reading it will say why)
+        return False
+
+
+def audio_files(root: Path, exclude: Path | None = None) -> list[Path]:
+    """Audio files under `root` (`walk_audio`'s files)."""
+    return walk_audio(root, exclude).files
 
 
 def shard_jobs(items: list[Job], spec: str | None) -> list[Job]:
@@ -70,7 +115,7 @@ def shard_jobs(items: list[Job], spec: str | None) -> list[Job]:
 
 
 def plan(source: Path, reference: Path | None, output: Path | None, pairing: str = "same-name",
-         tag: str = "") -> list[Job]:
+         tag: str = "") -> Plan:
     """All jobs for a source file or folder and a reference file or folder."""
     if pairing not in PAIRINGS:
         raise UsageError(f"--pairing must be one of {', '.join(PAIRINGS)}")
@@ -89,10 +134,67 @@ def plan(source: Path, reference: Path | None, output: Path | None, pairing: str
             out = out / f"{source.stem}-{reference.stem if reference else tag}.wav"
         check_name(out)
         output_format(out)
-        return [_checked(Job(source, reference, out))]
-    out_dir = output or source.with_name(f"{source.name}-ainn")
+        return Plan([_checked(Job(source, reference, out))])
+    out_dir = output or _default_out_dir(source)
     _check_out_dir(out_dir)
-    return _distinct([_checked(job) for job in _folder_jobs(source, reference, out_dir, pairing)])
+    walks = [walk_audio(source, exclude=out_dir)]
+    if reference is not None and reference.is_dir():
+        walks.append(walk_audio(reference, exclude=out_dir))
+    jobs = _distinct([_checked(job) for job in _folder_jobs(source, walks, reference, out_dir, pairing)])
+    _outside_inputs(jobs, [source, reference if len(walks) > 1 else None], out_dir)
+    check_folders_writable({job.output.parent for job in jobs} or {out_dir})
+    return Plan(jobs, [folder for walk in walks for folder in walk.unreadable])
+
+
+def _default_out_dir(source: Path) -> Path:
+    """SRC-ainn beside the folder SRC (also for `.` or `dir/..`)."""
+    whole = Path(os.path.abspath(source))
+    if not whole.name:
+        raise UsageError(f"{source}: give an output folder with -o (the root folder has no name to derive one)")
+    return whole.with_name(f"{whole.name}-ainn") if source.name in ("", ".", "..") else source.with_name(
+        f"{source.name}-ainn")
+
+
+def _outside_inputs(jobs: list[Job], roots: list[Path | None], out_dir: Path) -> None:
+    """Refuse outputs that a re-run would read as inputs: inside an input folder whose walk does not leave out the
+    output folder (the output folder is that input folder, or holds it), whatever the extensions."""
+    for root in filter(None, roots):
+        if _inside(out_dir, root) and _real(out_dir) != _real(root):
+            continue  # a folder of its own inside the input folder: its walk leaves it out
+        inside = next((job for job in jobs if _inside(job.output, root)), None)
+        if inside is not None:
+            raise OutputError(f"{inside.output}: would be written inside the input folder {root}, so its outputs "
+                              "would overwrite its inputs or be read as new inputs by a re-run; give -o a folder "
+                              "outside it (or a folder of its own inside it)")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Is `path` `root` or under it (canonical paths)?"""
+    real, top = _real(path), _real(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def check_folders_writable(folders: Iterable[Path]) -> None:
+    """Refuse, before anything is converted, output folders that cannot be written: each one's first existing
+    ancestor (what a new folder would be made in) must be a folder this process may write in."""
+    seen: set[Path] = set()
+    for folder in folders:
+        existing = first_existing((folder, *folder.parents))
+        if existing is None or existing in seen:
+            continue
+        seen.add(existing)
+        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            raise OutputError(f"{existing}: folder is not writable, so {folder} cannot be written")
+
+
+def check_listed(jobs: list[Job], out_dir: Path) -> list[Job]:
+    """Jobs from a list (`convert --pairs`), checked as `plan` checks its own: the output folder, each output's
+    name and format, no output replacing an input, no two jobs writing one output."""
+    _check_out_dir(out_dir)
+    for job in jobs:
+        check_name(job.output)
+        output_format(job.output)
+    return _distinct([_checked(job) for job in jobs])
 
 
 def _check_stat(path: Path | None) -> None:
@@ -130,12 +232,13 @@ def _check_out_dir(out_dir: Path) -> None:
         raise OutputError(f"{blocker}: {where} and is not a folder")
 
 
-def _folder_jobs(source: Path, reference: Path | None, out_dir: Path, pairing: str) -> Iterator[Job]:
-    refs = audio_files(reference) if reference is not None and reference.is_dir() else None
+def _folder_jobs(source: Path, walks: list[Walk], reference: Path | None, out_dir: Path,
+                 pairing: str) -> Iterator[Job]:
+    refs = walks[1].files if len(walks) > 1 else None
     by_stem: dict[str, list[Path]] = {}
     for ref in refs or []:
         by_stem.setdefault(ref.stem, []).append(ref)
-    for src in audio_files(source, exclude=out_dir):
+    for src in walks[0].files:
         rel = src.relative_to(source).with_suffix(".wav")
         if refs is None:
             yield Job(src, reference, out_dir / rel)
@@ -178,19 +281,56 @@ def _real(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def run_jobs(jobs: list[Job], convert_one: Callable[[Job], Converted], overwrite: bool,
-             on_done: Callable[[str], None] | None = None) -> BatchReport:
+def triage(jobs: list[Job], overwrite: bool) -> tuple[list[Job], list[dict[str, str]]]:
+    """Set aside, before any model loads, the jobs whose source or reference cannot be read (by its header: missing,
+    empty, not audio, not a regular file): each is a failure that costs milliseconds, not a conversion. Jobs whose
+    output exists are left for `run_jobs` to skip."""
+    refusals: dict[Path, str | None] = {}
+    todo, failed = [], []
+    for job in jobs:
+        reason = None if not overwrite and _exists(job.output) else (
+            _refusal(job.source, refusals) or (_refusal(job.reference, refusals) if job.reference else None))
+        if reason is None:
+            todo.append(job)
+        else:
+            failed.append({"source": str(job.source), "reason": " ".join(reason.split())})
+    return todo, failed
+
+
+def _refusal(path: Path, seen: dict[Path, str | None]) -> str | None:
+    if path not in seen:
+        try:
+            probe(path)
+            seen[path] = None
+        except AinnError as err:
+            seen[path] = str(err)
+    return seen[path]
+
+
+def needs_model(jobs: list[Job], overwrite: bool) -> bool:
+    """Will any job be converted (not skipped for an output that exists)?"""
+    return any(overwrite or not _exists(job.output) for job in jobs)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
+
+
+def run_jobs(jobs: list[Job], convert_one: Callable[[Job], R], overwrite: bool,
+             on_done: Callable[[Job, str], None] | None = None) -> BatchReport[R]:
     """Convert each job, skipping existing outputs unless `overwrite`; a failure is recorded, not raised."""
-    report = BatchReport()
+    report: BatchReport[R] = BatchReport()
     for job in jobs:
         status = _run_one(job, convert_one, overwrite, report)
         if on_done is not None:
-            on_done(status)  # "converted", "skipped" or "failed"
+            on_done(job, status)  # "converted", "skipped" or "failed"
     return report
 
 
-def _run_one(job: Job, convert_one: Callable[[Job], Converted], overwrite: bool,
-             report: BatchReport) -> str:
+def _run_one(job: Job, convert_one: Callable[[Job], R], overwrite: bool, report: BatchReport[R]) -> str:
     """Convert, skip or record the failure of one job; returns "converted", "skipped" or "failed".
 
     An output that another run (into the same folder) writes meanwhile is skipped too, never replaced.

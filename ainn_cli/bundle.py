@@ -45,11 +45,12 @@ from ainn_cli.bundle_files import sha256 as sha256
 from ainn_cli.bundle_files import verify_files as _verify_files
 from ainn_cli.emotions import strength_of
 from ainn_cli.errors import BundleError
-from ainn_cli.files import usual_permissions
+from ainn_cli.files import replace_file, usual_permissions
 from ainn_cli.models.content import ContentEncoder, ContentEncoderConfig
 from ainn_cli.models.emotion import EmotionEncoder, EmotionEncoderConfig
 from ainn_cli.models.generator import Generator, GeneratorConfig
 from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
+from ainn_cli.models.reader import Reader, ReaderConfig
 from ainn_cli.models.recognizer import Recognizer, RecognizerConfig
 from ainn_cli.models.vocoder import HifiGan, VocoderConfig
 
@@ -67,8 +68,11 @@ COMPONENTS: dict[str, tuple[type[Any], type[nn.Module]]] = {
     "generator": (GeneratorConfig, Generator),
     "vocoder": (VocoderConfig, HifiGan),
     "prosody": (ProsodyPredictorConfig, ProsodyPredictor),
+    "reader": (ReaderConfig, Reader),
 }
-OPTIONAL_COMPONENTS = frozenset({"prosody"})  # only bundles of the prosody variant have a prosody predictor
+# only bundles of the prosody variant have a prosody predictor; a reader (emotion read from Whisper's encoder
+# states, models/reader.py) replaces R's reading where a bundle has one
+OPTIONAL_COMPONENTS = frozenset({"prosody", "reader"})
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,28 @@ def save_bundle(out_dir: Path, info: BundleInfo, modules: dict[str, nn.Module], 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # our own temp folder, gone already unless something failed
     return out_dir
+
+
+def add_component(path: Path, name: str, module: nn.Module, facts: dict[str, Any], half: bool = True) -> Path:
+    """Write (or replace) one optional component of an existing bundle and list it in bundle.json, with `facts`
+    under metadata[name]; the bundle's other files stay as they are."""
+    if name not in OPTIONAL_COMPONENTS:
+        raise BundleError(f"{name!r} is not an optional component ({', '.join(sorted(OPTIONAL_COMPONENTS))})")
+    path = Path(path)
+    manifest = read_manifest(path)
+    tmp = temp_beside(path / name)
+    try:
+        hashes = _save_component(tmp, name, module, half)
+        shutil.rmtree(path / name, ignore_errors=True)
+        (tmp / name).rename(path / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    manifest["files"].update(hashes)
+    manifest["components"] = sorted({*manifest["components"], name})
+    manifest["metadata"] = {**manifest.get("metadata", {}), name: facts}
+    text = json.dumps(manifest, indent=2) + "\n"
+    replace_file(path / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+    return path
 
 
 def _save_component(root: Path, name: str, module: nn.Module, half: bool) -> dict[str, str]:

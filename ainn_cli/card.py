@@ -54,7 +54,10 @@ ainn convert source.wav reference.wav -o out.wav --model OWNER/{name}
 
 
 DATA_KINDS = {"ravdess": "RAVDESS (Livingstone & Russo, 2018)", "esd": "ESD (Zhou et al., 2021)",
+              "librispeech": "LibriSpeech (Panayotov et al., 2015)",
               "manifest": "recordings listed in a manifest"}  # a training source's kind, named without its path
+SPEAKER_KINDS = {"ravdess_": "ravdess", "libri_": "librispeech", "esd_": "esd"}  # train/data.py's speaker names
+PARTS = {"train": "in training", "val": "for validation", "test": "held out"}
 OUT_OF_CORPUS_WER = "wer_out_of_corpus"  # figures key: WER on sentences that are not in the training data
 
 
@@ -75,11 +78,32 @@ def model_card(bundle: Bundle) -> str:
 
 
 def _training_data(kinds: list[str], meta: dict[str, Any]) -> list[str]:
-    """One line per kind of training source, named without its path (local paths stay local)."""
-    data = [f"- {DATA_KINDS.get(kind, kind)}" for kind in dict.fromkeys(kinds)]
-    if isinstance(meta.get("trained_on"), str):
-        data.append(f"- {meta['trained_on']}")
+    """One line per kind of training source, named without its path (local paths stay local), with its speakers
+    counted from the bundle's own split (`split`: part -> speaker names), and the steps trained. Counts come from
+    that record, never from free text written beside it."""
+    counts = _speaker_counts(meta.get("split"))
+    data = []
+    for kind in dict.fromkeys([*kinds, *counts]):
+        parts = counts.get(kind, {})
+        told = ", ".join(f"{n} {PARTS[part]}" for part, n in parts.items() if n)
+        data.append(f"- {DATA_KINDS.get(kind, kind)}" + (f"; speakers: {told}" if told else ""))
+    steps = meta.get("steps")
+    if isinstance(steps, dict) and steps:
+        data.append("- steps: " + ", ".join(f"{k} {v}" for k, v in steps.items() if isinstance(v, int)))
     return data
+
+
+def _speaker_counts(split: Any) -> dict[str, dict[str, int]]:
+    """Speakers per corpus kind and part of the split, e.g. {"librispeech": {"train": 231, "val": 6, "test": 24}}."""
+    counts: dict[str, dict[str, int]] = {}
+    if not isinstance(split, dict):
+        return counts
+    for part in PARTS:
+        speakers = split.get(part)
+        for speaker in speakers if isinstance(speakers, list) else []:
+            kind = next((k for prefix, k in SPEAKER_KINDS.items() if str(speaker).startswith(prefix)), "manifest")
+            counts.setdefault(kind, dict.fromkeys(PARTS, 0))[part] += 1
+    return counts
 
 
 def _caveats(kinds: list[str], figures: dict[str, Any], meta: dict[str, Any]) -> list[str]:

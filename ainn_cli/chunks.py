@@ -6,15 +6,22 @@
 `map_chunks` runs a function on each widened span and keeps each chunk's centre. The log-mel, R,
 Ec, G and the vocoder all go through it (the pipeline in `CHUNK_FRAMES` chunks; the CPU vocoder in
 its own smaller tiles), so a long recording never needs memory in proportion to its length.
+A stream of hours (`stream_convert`) keeps each stage's frames on disk (`FrameStore`) and reads back the
+windows the next stage's spans need; `retime_window` is `prosody.retime` on such a window.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from pathlib import Path
+from typing import IO, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+FLOAT_BYTES = 4
 
 
 class Span(NamedTuple):
@@ -59,3 +66,46 @@ def sounding_spans(frame_energy: torch.Tensor, floor: float, margin: int) -> lis
             start = spans.pop()[0]
         spans.append((start, stop))
     return spans
+
+
+class FrameStore:
+    """A `(1, C, T)` float32 series kept on disk as its frames are made, read back in windows: hours of frames in
+    bounded memory. The file has no name (`tempfile.TemporaryFile`), so nothing is left behind by any exit."""
+
+    def __init__(self, channels: int, folder: Path | None = None) -> None:
+        self.channels, self.frames = channels, 0
+        self.file: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (closed by close())
+
+    def append(self, frames: torch.Tensor) -> None:
+        """Add `(1, C, n)` frames at the end."""
+        rows = frames[0].detach().float().cpu().T.contiguous().numpy()
+        self.file.seek(self.frames * self.channels * FLOAT_BYTES)
+        self.file.write(rows.tobytes())
+        self.frames += rows.shape[0]
+
+    def read(self, lo: int, hi: int) -> torch.Tensor:
+        """Frames `[lo, hi)` as `(1, C, hi - lo)` float32 on the CPU."""
+        lo, hi = max(0, lo), min(self.frames, hi)
+        self.file.seek(lo * self.channels * FLOAT_BYTES)
+        data = self.file.read(max(0, hi - lo) * self.channels * FLOAT_BYTES)
+        rows = np.frombuffer(data, dtype=np.float32).reshape(-1, self.channels)
+        return torch.from_numpy(rows.T.copy()).unsqueeze(0)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def retime_window(read: Callable[[int, int], torch.Tensor], frames: int, length: int, lo: int, hi: int) -> torch.Tensor:
+    """Frames `[lo, hi)` of `prosody.retime(x, length)` for a series `x` of `frames` frames that `read(a, b)` gives
+    in pieces `(1, C, b - a)`: linear, ends aligned, with the arithmetic of `F.interpolate(align_corners=True)`."""
+    if frames == length:
+        return read(lo, hi)
+    scale = torch.tensor(frames - 1, dtype=torch.float32) / (length - 1) if length > 1 else torch.tensor(0.0)
+    position = scale * torch.arange(lo, hi, dtype=torch.float32)
+    index = position.floor().long().clamp(max=frames - 1)
+    weight = (position - index).clamp(0.0, 1.0)
+    following = index + (index < frames - 1).long()
+    first = int(index[0])
+    x = read(first, int(following[-1]) + 1)
+    near, far = x[..., index - first].float(), x[..., following - first].float()
+    return (near * (1.0 - weight) + far * weight).to(x.dtype)

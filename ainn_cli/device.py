@@ -8,14 +8,15 @@ import torch
 
 from ainn_cli.errors import DeviceError, UsageError
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]{1,4})?)$", re.ASCII)  # ASCII digits: int() reads others too
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """`auto` -> CUDA when present else CPU; `cpu`; `cuda` / `cuda:N` only when that GPU exists."""
     spec = spec.strip().lower()
     if not _DEVICE.match(spec):
-        raise UsageError(f"unknown device {spec!r} (use auto, cpu, cuda or cuda:N)")
+        shown = ascii(spec[:40])[1:-1] + ("..." if len(spec) > 40 else "")  # one printable line, whatever was typed
+        raise UsageError(f"unknown device '{shown}' (use auto, cpu, cuda or cuda:N)")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)

@@ -13,13 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ainn_cli.audio import FRAME_RATE
 from ainn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from ainn_cli.batch import BatchReport, Job
     from ainn_cli.pipeline import ConversionResult, StrengthReading
+    from ainn_cli.stream_convert import StreamedConversion
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+FAILURES_SHOWN = 100  # rows of the failure table
+PLOT_POINTS = 2200  # cue values a plot draws at most (two per pixel of its 1100-pixel width)
 MATPLOTLIB_HINT = "pip install matplotlib (or, in the ainn checkout, pip install -e '.[plot]')"  # ainn is not on PyPI
 
 
@@ -49,7 +53,7 @@ def show_reading(console: Console, name: str, reading: StrengthReading) -> None:
     console.print(f"           0 s{' ' * 52}{reading.seconds:.1f} s")
 
 
-def report_table(report: BatchReport) -> Table:
+def report_table(report: BatchReport[Converted]) -> Table:
     table = Table(title="ainn convert")
     table.add_column("result")
     table.add_column("count", justify="right")
@@ -73,9 +77,10 @@ class Converted:
     seconds: float
     rtf: float
     prosody: dict[str, float] | None
+    measured: dict[str, float | None] | None = None  # the output against the source, measured (measure.py)
 
     @classmethod
-    def of(cls, job: Job, result: ConversionResult) -> Converted:
+    def of(cls, job: Job, result: ConversionResult | StreamedConversion) -> Converted:
         ref, prosody = result.reference, result.prosody
         return cls(
             source=str(job.source), reference=str(job.reference) if job.reference else None, output=str(job.output),
@@ -83,6 +88,7 @@ class Converted:
             reference_strength=round(ref.strength, 3) if ref else None, seconds=round(result.seconds, 3),
             rtf=round(result.rtf, 3),
             prosody=None if prosody is None else {k: round(v, 2) for k, v in vars(prosody).items()},
+            measured=None if result.measured is None else {k: _rounded(v) for k, v in vars(result.measured).items()},
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -91,8 +97,24 @@ class Converted:
     def sentence(self) -> str:
         """`out.wav: angry at strength 0.8 (reference strength 0.8), 2.1 s, real-time factor 0.05`."""
         ref = f" (reference strength {self.reference_strength})" if self.reference else ""
-        return (f"{self.output}: {self.emotion} at strength {self.strength}{ref}{_prosody_text(self.prosody)}, "
+        asked = _prosody_text(self.prosody)
+        return (f"{self.output}: {self.emotion} at strength {self.strength}{ref}"
+                f"{', asked' + asked[1:] if asked else ''}{_measured_text(self.measured)}, "
                 f"{self.seconds} s, real-time factor {self.rtf}")
+
+
+def _rounded(value: float) -> float | None:
+    """Two decimals; None for NaN (JSON has no NaN)."""
+    return None if value != value else round(value, 2)
+
+
+def _measured_text(measured: dict[str, float | None] | None) -> str:
+    """`; measured pitch +2.0 st, +2.6 dB, duration x1.10` ('' when not measured; '?' where a side is unvoiced)."""
+    if not measured:
+        return ""
+    pitch, level = measured["pitch_semitones"], measured["level_db"]
+    return (f"; measured pitch {'?' if pitch is None else f'{pitch:+.1f}'} st, "
+            f"{'?' if level is None else f'{level:+.1f}'} dB, duration x{measured['duration']:.2f}")
 
 
 def _prosody_text(change: dict[str, float] | None) -> str:
@@ -131,12 +153,16 @@ def reading_lines(converted: list[Converted], most: int = 3) -> list[str]:
     return lines
 
 
-def failure_table(report: BatchReport) -> Table:
+def failure_table(report: BatchReport[Converted], most: int = FAILURES_SHOWN) -> Table:
+    """The failures, the first `most` of them (a folder of 10,000 broken files is not a table to read: the count
+    says how many more, `--json` lists them all)."""
     table = Table(title="failures")
     table.add_column("file")
     table.add_column("reason")
-    for failure in report.failed:
+    for failure in report.failed[:most]:
         table.add_row(failure["source"], failure["reason"])
+    if len(report.failed) > most:
+        table.add_row(f"... {len(report.failed) - most} more", "--json lists every failure")
     return table
 
 
@@ -153,26 +179,28 @@ def pyplot(option: str) -> Any:
     return plt
 
 
-def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str = "") -> Path:
+def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str = "", step: int = 1) -> Path:
     """A figure of one reading (format from `out`'s extension, 1100 x 450 px as PNG):
 
         name: label, strength                           (title)
         [ log-mel (80, T), time x mel bin ][colour bar]  [ probability per class ]
         [ cue M, 0..1 on its own axis     ]
     Mel pixel j spans frame j's hop, so the cue's value j is drawn at the pixel's centre, (j + 0.5) / frame rate.
+    A long recording's mel comes averaged over `step` frames per column, and its cue is shown as the largest
+    value of every `cue_step` (at most PLOT_POINTS points): the figure costs the same for a minute or for hours.
     """
     plt = pyplot("--plot")
     fig, axes = plt.subplot_mosaic([["mel", "prob"], ["cue", "prob"]], figsize=(11, 4.5), layout="constrained",
                                    width_ratios=[4, 1], height_ratios=[3, 1.4])
-    seconds = mel.shape[1] / reading.frame_rate
+    seconds = mel.shape[1] * step / FRAME_RATE
     image = axes["mel"].imshow(mel, origin="lower", aspect="auto", cmap="magma",
                                extent=(0, seconds, 0, mel.shape[0]))
     fig.colorbar(image, ax=axes["mel"], label="log-mel (ln)", pad=0.01)
     axes["mel"].set(ylabel="mel bin", xlim=(0, seconds))
     axes["mel"].tick_params(labelbottom=False)
-    times = (np.arange(len(reading.cue)) + 0.5) / reading.frame_rate
-    axes["cue"].plot(times, reading.cue, color="tab:cyan", lw=1.5)
-    axes["cue"].fill_between(times, reading.cue, color="tab:cyan", alpha=0.25)
+    times, cue = cue_points(reading.cue, reading.frame_rate)
+    axes["cue"].plot(times, cue, color="tab:cyan", lw=1.5)
+    axes["cue"].fill_between(times, cue, color="tab:cyan", alpha=0.25)
     axes["cue"].set(xlabel="time (s)", ylabel="cue M", xlim=(0, seconds), ylim=(0, 1.05), yticks=[0, 0.5, 1])
     labels = list(reading.probabilities)
     colours = ["tab:orange" if label == reading.label else "tab:blue" for label in labels]
@@ -182,3 +210,14 @@ def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def cue_points(cue: tuple[float, ...], frame_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """The cue's points to draw: every value, or for more than PLOT_POINTS the largest of each group of `cue_step`,
+    at the group's centre (seconds)."""
+    values = np.asarray(cue, dtype=np.float32)
+    cue_step = max(1, -(-values.size // PLOT_POINTS))
+    groups = -(-values.size // cue_step)
+    padded = np.pad(values, (0, groups * cue_step - values.size), constant_values=-np.inf)
+    tops = padded.reshape(groups, cue_step).max(axis=1) if values.size else values
+    return (np.arange(groups) * cue_step + 0.5 * cue_step) / frame_rate, tops

@@ -33,3 +33,8 @@ class BundleError(AinnError):
 
 class DeviceError(AinnError):
     """A requested device that this machine does not have."""
+
+
+class CorpusError(AinnError):
+    """A download that failed or does not match its published size or checksum, or an archive that holds what an
+    official one never does (a link, a path outside it, a member beyond the size caps)."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
-from ainn_cli.errors import OutputError, OutputExists
+from ainn_cli.errors import AudioError, OutputError, OutputExists
 
 NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, APFS); the file system is asked when it can say
 
@@ -67,13 +69,51 @@ def write_bytes(path: Path, data: bytes, overwrite: bool) -> Path:
     return path
 
 
-def replace_file(path: Path, write: Callable[[str], None]) -> Path:
+def replace_file(path: Path, write: Callable[[str], object]) -> Path:
     """`write(tmp)` a hidden temporary file beside `path`, then rename it over `path` (a file ainn owns:
     checkpoints, caches, logs). The folder must exist."""
     suffix = "".join(path.suffixes[-1:]) or ".tmp"  # keep the extension: np.save would append .npy
-    with atomic_output(path, overwrite=True, suffix=suffix) as tmp:
-        write(tmp)
+    try:
+        with atomic_output(path, overwrite=True, suffix=suffix) as tmp:
+            write(tmp)
+    except OSError as err:  # a full disk, a file-size limit: one line naming the file, no temp file left
+        raise OutputError(f"{path}: cannot write ({reason(err)})") from None
     return path
+
+
+class KeptErrors:
+    """A binary file whose write errors are kept instead of raised. A C library that writes through Python
+    (libsndfile's virtual I/O) cannot pass an exception back: it would print a traceback and fail on a bare
+    assertion. After a failed write, `error` says why (a full disk, a file-size limit)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            return 0
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, read, flush, fileno: the file's own
+        return getattr(self.handle, name)
+
+
+def make_folders(folder: Path) -> None:
+    """`mkdir -p` without recursion (Path.mkdir(parents=True) recurses once per level: a tree 1,100 folders deep
+    overflows Python's stack)."""
+    missing = []
+    for level in (folder, *folder.parents):
+        if os.path.isdir(level):
+            break
+        missing.append(level)
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(level)
 
 
 def first_existing(paths: Iterable[Path]) -> Path | None:
@@ -121,7 +161,7 @@ def check_writable(path: Path, overwrite: bool) -> None:
     if blocker is not None and not blocker.is_dir():
         raise OutputError(f"{blocker}: is not a folder, so {path} cannot be written")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(path.parent)
     except OSError as err:
         raise OutputError(f"{path.parent}: cannot create folder ({reason(err)})") from None
     if not os.access(path.parent, os.W_OK):
@@ -140,5 +180,16 @@ def reason(err: Exception) -> str:
 
 
 def short_reason(err: Exception) -> str:
+    """The last line of an error, without libsndfile's "Error opening 'name': " (the caller names the file)."""
     text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-    return text.removeprefix("Error opening ").strip()
+    return _OPENING.sub("", text.removeprefix("Error opening ")).strip()
+
+
+_OPENING = re.compile(r"""^(?:b?'[^']*'|"[^"]*"|<[^>]*>): """)  # soundfile's repr of the name or file it was given
+
+
+def refuse_a_missing_input(paths: list[Path]) -> None:
+    """One input given that does not exist: refused here, before a command imports numpy or torch (a command with
+    several inputs reports each missing one itself and goes on with the rest)."""
+    if len(paths) == 1 and not os.path.lexists(paths[0]):
+        raise AudioError(f"{paths[0]}: no such file")

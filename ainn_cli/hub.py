@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from ainn_cli.bundle import MANIFEST, read_manifest
+from ainn_cli.bundle_files import MANIFEST  # not bundle.py, which imports torch: the registry is read without it
 from ainn_cli.errors import BundleError, UsageError
 
 DEFAULT_MODEL = "default"
@@ -61,6 +61,8 @@ def download_bundle(repo_id: str, revision: str) -> Path:
     """Download bundle.json, then exactly the files it lists; return the snapshot folder."""
     import huggingface_hub
     from huggingface_hub import errors
+
+    from ainn_cli.bundle import read_manifest
 
     try:
         cache_only = not _hub_answers(repo_id, revision)

@@ -4,107 +4,67 @@
     ref wave --mel--> R (class, strength, cue) --> Ee --> e ----------> G --> mel --> HiFi-GAN --> wave
 
 With a prosody predictor, e, the strength and (`rate_weight`) the two waves' speaking rates (`rate.py`) give a
-prosody change that reshapes the source's mel before Ec (`prosody.reshape_mel`).
+prosody change that reshapes the source's mel before Ec (`prosody.reshape_mel`). The chunked rendering (Ec, G,
+HiFi-GAN) is `render.Renderer`; the result dataclasses are in `results.py` (re-exported here).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
-from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ainn_cli.audio import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE, Audio, prepare
+from ainn_cli.audio import SAMPLE_RATE, Audio, prepare
 from ainn_cli.bundle import Bundle, load_bundle
-from ainn_cli.chunks import Span, map_chunks, sounding_spans
+from ainn_cli.chunks import map_chunks
+from ainn_cli.controls import Controls
 from ainn_cli.device import resolve_device
 from ainn_cli.emotions import NEUTRAL, strength_of
-from ainn_cli.errors import BundleError, DeviceError, UsageError
+from ainn_cli.errors import BundleError, UsageError
 from ainn_cli.hub import resolve_bundle
+from ainn_cli.measure import measure
 from ainn_cli.mel import log_mel_in_chunks
 from ainn_cli.models.predictor import ProsodyPredictor
+from ainn_cli.models.reader import Reader
 from ainn_cli.models.recognizer import Recognition, Recognizer
 from ainn_cli.models.vocoder import HifiGan, receptive_radius
-from ainn_cli.pitch import Pitch, energy, pitch_track, prosody_inputs, yin
-from ainn_cli.prosody import (
-    NEPER_TO_DB,
-    SEMITONES,
-    Prosody,
-    apply_change,
-    match_energy,
-    mean_f0,
-    new_length,
-    reshape_mel,
-    retime,
-    with_fine_structure,
-)
+from ainn_cli.pitch import Pitch, yin
+from ainn_cli.prosody import NEPER_TO_DB, SEMITONES, apply_controls, new_length
 from ainn_cli.rate import rate_ratio, speaking_rate
+from ainn_cli.reading import read_emotion
+from ainn_cli.render import CHUNK_FRAMES, CONTEXT, MIN_CHUNK, SILENCE_DB, Renderer, Target
+from ainn_cli.results import ConversionResult, ProsodyChange, StrengthReading
 
-CHUNK_FRAMES = 2048  # mel frames (~24 s) converted at once: memory stays bounded for any input length
+__all__ = [  # the public API; the results and the renderer's constants live in results.py and render.py
+    "CHUNK_FRAMES", "CONTEXT", "MIN_CHUNK", "READ_CHUNK_FRAMES", "SILENCE_DB", "ConversionResult", "Pipeline",
+    "ProsodyChange", "StrengthReading", "Target", "load_pipeline",
+]
+
 REMEMBERED_RATES = 8  # references whose speaking rate a pipeline keeps
-MIN_CHUNK = 128  # smallest chunk tried after CUDA runs out of memory
-SILENCE_DB = 60.0  # vocode: frames this far under the loudest one (and beyond a margin) are written as zeros
-# mel frames (~1.1 s) of neighbour context per chunk side. It covers the convolutions' reach (a one-frame change
-# moves R's features 32 frames and Ec -> G's output 46 frames away, tested); instance/group norm and the cue's
-# max-normalisation see the whole chunk, so chunks are close to one pass (tested), not bit-equal to it
-CONTEXT = 96
 READ_CHUNK_FRAMES = 4 * CHUNK_FRAMES  # mel frames (~95 s) R reads at once; a longer recording is read in chunks
 SELF_TEST_SECONDS = 0.3  # of noise run through every path when a bundle loads (inputs need 0.25 s)
 
 
-@dataclass(frozen=True)
-class StrengthReading:
-    """Emotion category, calibrated strength and the emotional cue of one recording."""
-
-    label: str
-    probabilities: dict[str, float]
-    strength: float  # calibrated, 0 = neutral, 1 = full-blown
-    cue: tuple[float, ...]  # emotional cue M per mel frame
-    seconds: float
-    frame_rate: float = FRAME_RATE
-
-
-@dataclass(frozen=True)
-class ProsodyChange:
-    """What the prosody predictor asked for (the prosody variant): the output against the source."""
-
-    pitch_semitones: float  # median pitch shift
-    pitch_range: float  # ratio of the pitch contour's spread
-    energy_db: float  # loudness change of the speech frames
-    duration: float  # ratio of output to source length
-    pitch_end_semitones: float = 0.0  # the contour's last value: how the end of speech moves beyond the shift
-
-
-@dataclass(frozen=True)
-class ConversionResult:
-    wave: np.ndarray  # (N,) float32 at SAMPLE_RATE
-    reference: StrengthReading | None  # None when converting to a prototype emotion
-    emotion: str
-    strength: float  # calibrated target strength of the output
-    seconds: float  # of the source
-    elapsed: float
-    prosody: ProsodyChange | None = None  # None for models without a prosody path
-
-    @property
-    def rtf(self) -> float:
-        """Real-time factor: seconds of compute per second of audio."""
-        return self.elapsed / max(self.seconds, 1e-9)
-
-
-class Pipeline:
-    """A loaded bundle on one device. Inputs are `Audio` or `(N,)` float arrays at SAMPLE_RATE."""
+class Pipeline(Renderer):
+    """A loaded bundle on one device. Inputs are `Audio` or `(N,)` float arrays at SAMPLE_RATE. Reading recordings
+    and deciding what G is asked for live here; rendering the converted waveform in chunks is `Renderer`'s."""
 
     def __init__(self, bundle: Bundle, device: torch.device, half: bool = False) -> None:
         self.bundle, self.device = bundle, device
         self.dtype = torch.float16 if half and device.type == "cuda" else torch.float32
         for name, module in bundle.modules.items():
-            module.to(device, torch.float32 if name == "vocoder" else self.dtype)
+            module.to(device, torch.float32 if name in ("vocoder", "reader") else self.dtype)
         m = bundle.modules
+        reader = m.get("reader")
+        # where present, the reader reads recordings for `strength`; a conversion is steered by R's reading of the
+        # reference, which converted better on the validation speakers of two corpora (docs/cross_corpus.md)
+        self.reader = reader if isinstance(reader, Reader) else None
         self.recognizer, self.content, self.emotion = m["recognizer"], m["content_encoder"], m["emotion_encoder"]
         self.generator = m["generator"]
         predictor = m.get("prosody")
@@ -134,6 +94,9 @@ class Pipeline:
             raise BundleError(f"{where}: its components do not fit together ({type(err).__name__}: {reason})") from None
         if classes != len(self.labels):
             raise BundleError(f"{where}: the recognizer has {classes} classes for {len(self.labels)} labels")
+        if self.reader is not None and tuple(self.reader.config.labels) != tuple(self.labels):
+            raise BundleError(f"{where}: the reader's labels {list(self.reader.config.labels)} are not the bundle's "
+                              f"{list(self.labels)}")
         if any(len(v) != embedding.shape[-1] for v in prototypes.values()):
             raise BundleError(f"{where}: prototypes do not have the emotion embedding's {embedding.shape[-1]} values")
         if not np.isfinite(wave).all():
@@ -168,38 +131,47 @@ class Pipeline:
 
     @torch.inference_mode()
     def strength(self, wave: Audio | np.ndarray) -> StrengthReading:
-        """Read emotion category, calibrated strength and cue M of a recording."""
+        """Read emotion category, strength and cue M of a recording (with the reader where the bundle has one)."""
+        if self.reader is not None:
+            return read_emotion(self.reader, _samples(wave))
         return self._read(_samples(wave))[2]
 
     @torch.inference_mode()
     def convert(
         self, source: Audio | np.ndarray, reference: Audio | np.ndarray | None = None,
         strength: float | None = None, emotion: str | None = None, tempo: bool | None = None,
+        controls: Controls | None = None,
     ) -> ConversionResult:
         """Say `source` with the emotion of `reference` (or of a prototype `emotion`) at `strength`; with `tempo`,
-        also follow the reference's speaking rate (None: as the model's `follow_rate` says)."""
+        also follow the reference's speaking rate (None: as the model's `follow_rate` says). `controls` set or
+        offset the prosody change by hand, or keep the source's length (`controls.py`)."""
         start = time.perf_counter()
         if strength is not None and not 0.0 <= strength <= 1.0:
             raise UsageError(f"strength must be between 0 and 1, got {strength}")
         samples = _samples(source)
         mel = self._mel(samples)
         reading, label, level, target = self._ask(samples, mel, reference, strength, emotion, tempo)
+        target = self._controlled(target, controls or Controls())
         change = target.change
         wave = self._convert_in_chunks(mel, target)
         length = len(samples) if change is None else round(len(samples) * new_length(mel.shape[-1], change)
                                                            / max(mel.shape[-1], 1))
+        wave = _fit(wave, length)
         return ConversionResult(
-            wave=_fit(wave, length), reference=reading, emotion=label, strength=level,
+            wave=wave, reference=reading, emotion=label, strength=level,
             seconds=len(samples) / SAMPLE_RATE, elapsed=time.perf_counter() - start,
             prosody=None if change is None else _described(change, length / max(len(samples), 1), target.contour),
+            measured=measure(samples, wave, target.pitch),
         )
 
     def _ask(
         self, samples: np.ndarray, mel: torch.Tensor, reference: Audio | np.ndarray | None, strength: float | None,
-        emotion: str | None, tempo: bool | None,
+        emotion: str | None, tempo: bool | None, pitch: Pitch | None = None,
     ) -> tuple[StrengthReading | None, str, float, Target]:
         """What G is asked for a source `(N,)` with mel `(1, 80, T)`: the reference's reading, the target label and
-        level, and the Target (with a prosody path, the source's pitch and the predicted change and contour)."""
+        level, and the Target (with a prosody path, the source's pitch and the predicted change and contour). A
+        stream gives the source's first `rate.MAX_SECONDS` and their mel (all the speaking rate reads) and its
+        `pitch`, measured as it went."""
         follow_rate = self._follows_rate(tempo, reference)
         reading, embedding = self._target(reference, emotion)
         label = reading.label if reading else str(emotion)
@@ -215,8 +187,18 @@ class Pipeline:
         if self.prosody.config.blend_neutral:
             embedding = self._blend_neutral(embedding, level)
         neutral = F.normalize(self._neutral(), dim=-1) if self.prosody.config.guidance != 1.0 else None
-        return reading, label, level, Target(embedding, strength_in, level_in, yin(samples), change,
+        return reading, label, level, Target(embedding, strength_in, level_in, pitch or yin(samples), change,
                                              None if contour is None else contour.float(), neutral)
+
+    def _controlled(self, target: Target, controls: Controls) -> Target:
+        """The Target with the hand controls applied to its prosody change (a model without a prosody path has
+        the source's length already, but nothing to set pitch, level or rate with)."""
+        if controls.prosody and target.change is None:
+            raise UsageError(f"{self.bundle.path}: --pitch, --level and --rate need a model with a prosody path "
+                             "(the default has one)")
+        if target.change is None:
+            return target
+        return dataclasses.replace(target, change=apply_controls(target.change, controls))
 
     def _target(
         self, reference: Audio | np.ndarray | None, emotion: str | None
@@ -281,125 +263,6 @@ class Pipeline:
         """The emotion embedding `(1, E)` moved to the neutral prototype by 1 - level (unit norm kept)."""
         start = self._neutral()
         return F.normalize(start + level * (embedding - start), dim=-1)
-
-    def _convert_in_chunks(self, mel: torch.Tensor, target: Target) -> np.ndarray:
-        """Source mel `(1, 80, T)` -> converted waveform, retrying with smaller chunks on a CUDA out-of-memory."""
-        chunk = self.chunk_frames
-        while True:
-            try:
-                return self.vocode(self.convert_mel(mel, target, chunk), chunk)
-            except torch.OutOfMemoryError:
-                if chunk <= MIN_CHUNK:
-                    raise DeviceError(
-                        f"out of memory on {self.device} even with {chunk}-frame chunks; use --device cpu"
-                    ) from None
-                chunk //= 2
-                torch.cuda.empty_cache()
-
-    def convert_mel(self, mel: torch.Tensor, target: Target, chunk: int) -> torch.Tensor:
-        """Source mel `(1, 80, T)` -> converted mel `(1, 80, T')`, in chunks of `chunk` frames.
-
-        Ec reads the source and G writes the output chunk by chunk, each chunk with CONTEXT frames of
-        its neighbours on both sides, of which only the centre is kept:
-
-            |<- CONTEXT ->|<------ chunk ------>|<- CONTEXT ->|
-                          ^ kept                ^
-        The voice (timbre) vector is taken once, from the first chunk, so it cannot drift between chunks.
-        With a prosody path, the content is resampled in time (T' = T x the predicted duration ratio)
-        and G renders the source's pitch and energy contour changed as predicted. Without a rendering G,
-        the mel itself is reshaped first and, as the predictor's `match_energy` says, G's output is brought
-        to the reshaped mel's speech energy; for a voice below the predictor's `low_voice_hz`, G's envelope is
-        laid over the reshaped mel's harmonics.
-        """
-        rendered = bool(getattr(self.generator.config, "prosody_dim", 0))  # G renders a contour, else reshape the mel
-        source, change = None, target.change
-        if target.pitch is not None and change is not None:
-            source = _source_prosody(mel, target.pitch)
-            if not rendered:
-                mel = reshape_mel(mel, source, change.to(mel.dtype), target.contour)
-        frames, timbre = self._encode(mel, chunk)
-        prosody = None
-        if source is not None and change is not None and rendered:
-            length = new_length(mel.shape[-1], change)
-            wanted = apply_change(source, change.to(source.log_f0.dtype), target.contour).retimed(length)
-            frames = retime(frames, length)
-            prosody = prosody_inputs(wanted.log_f0, wanted.voiced, wanted.energy).to(self.dtype)
-
-        def generate(s: Span) -> torch.Tensor:
-            part = None if prosody is None else prosody[..., s.lo : s.hi]
-            out: torch.Tensor = self.generator(frames[..., s.lo : s.hi], target.embedding, target.strength, timbre,
-                                               part)
-            if target.neutral is not None and self.prosody is not None:  # guidance: away from G's neutral
-                base = self.generator(frames[..., s.lo : s.hi], target.neutral, target.strength, timbre, part)
-                out = base + self.prosody.config.guidance * (out - base)
-            return out
-
-        out = map_chunks(frames.shape[-1], generate, chunk, CONTEXT)
-        if source is not None and not rendered and self._low_voice(source):
-            out = with_fine_structure(out.float(), mel.float()).to(out.dtype)  # mel is the reshaped input here
-        mode = self.prosody.config.match_energy if self.prosody is not None else "off"
-        if source is not None and not rendered and mode != "off":
-            out = match_energy(out, mel, louder=mode == "match")  # mel is the reshaped input here: the asked loudness
-        return out
-
-    def _low_voice(self, source: Prosody) -> bool:
-        """Is the source's voice below the predictor's `low_voice_hz` (where G's own harmonics drift)?"""
-        limit = self.prosody.config.low_voice_hz if self.prosody is not None else 0.0
-        return limit > 0 and float(mean_f0(source)[0]) < limit
-
-    def _encode(self, mel: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Content frames `(1, D, T)` of a mel `(1, 80, T)` in chunks, and the first chunk's timbre `(1, S)`."""
-        timbres: list[torch.Tensor] = []
-
-        def encode(s: Span) -> torch.Tensor:
-            part = mel[..., s.lo : s.hi]
-            content = self.content(part, self.recognizer(part).cue)
-            timbres.append(content.timbre)
-            frames: torch.Tensor = content.frames
-            return frames
-
-        frames = map_chunks(mel.shape[-1], encode, chunk, CONTEXT)
-        return frames, timbres[0]
-
-    def vocode(self, mel: torch.Tensor, chunk: int = CHUNK_FRAMES, skip_silence: bool = True) -> np.ndarray:
-        """Log-mel `(1, 80, T)` -> waveform `(T * 256,)`; long inputs in chunks with context overlap.
-
-        With `skip_silence`, runs of frames more than SILENCE_DB under the loudest frame are written as zeros
-        instead of being vocoded, past a margin of the vocoder's receptive radius around every louder frame:
-        the louder frames' samples are the same as from vocoding everything (they depend on no frame farther
-        away), and what is skipped would have come out at about -75 dBFS."""
-        mel = mel.to(torch.float32)
-        if not skip_silence:
-            return self._vocode_span(mel, chunk).float().cpu().numpy()
-        wave = torch.zeros(mel.shape[-1] * HOP_LENGTH, device=mel.device)
-        for start, stop in sounding_spans(energy(mel[0]), SILENCE_DB / NEPER_TO_DB, self.vocoder_context + 1):
-            wave[start * HOP_LENGTH : stop * HOP_LENGTH] = self._vocode_span(mel[..., start:stop], chunk)
-        return wave.float().cpu().numpy()
-
-    def _vocode_span(self, mel: torch.Tensor, chunk: int) -> torch.Tensor:
-        return map_chunks(mel.shape[-1], lambda s: self.vocoder(mel[..., s.lo : s.hi])[0], chunk,
-                          self.vocoder_context, scale=HOP_LENGTH)
-
-
-@dataclass(frozen=True)
-class Target:
-    """What G is asked for: emotion embedding `(1, E)`, raw strength `(1,)`, calibrated level `(1,)` and,
-    with a prosody path, the source's pitch, the predicted prosody change `(1, 4)`, contour `(1, K)` and, with
-    guidance, the neutral prototype `(1, E)` (unit norm, as blend_neutral hands G at strength 0)."""
-
-    embedding: torch.Tensor
-    strength: torch.Tensor
-    level: torch.Tensor
-    pitch: Pitch | None = None
-    change: torch.Tensor | None = None
-    contour: torch.Tensor | None = None
-    neutral: torch.Tensor | None = None
-
-
-def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
-    """The source's Prosody `(1, T)` from its mel `(1, 80, T)` and YIN pitch (frames matched)."""
-    track = torch.from_numpy(pitch_track(pitch, mel.shape[-1])).to(mel.device).unsqueeze(0)
-    return Prosody.of(mel.float(), track)
 
 
 def _described(change: torch.Tensor, duration: float, contour: torch.Tensor | None) -> ProsodyChange:

@@ -53,15 +53,23 @@ def yin(wave: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> Pitc
     if x.numel() < N_FFT:
         x = F.pad(x, (0, N_FFT - x.numel()))
     frames = frames_of(x)  # a view: long inputs are analysed BLOCK_FRAMES at a time in bounded memory
+    parts = [yin_frames(frames[start : start + BLOCK_FRAMES], sample_rate)
+             for start in range(0, len(frames), BLOCK_FRAMES)]
+    tau, depth, power = (torch.cat([part[k] for part in parts]) for k in range(3))
+    return yin_pitch(tau, depth, power, sample_rate)
+
+
+def yin_frames(frames: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """YIN's per-frame measures of analysis frames `(T, 1024)` (`frames_of`): the refined lag, d' there and the
+    frame's power in dB, each `(T,)`. A frame's values depend on that frame alone (a stream computes them in pieces)."""
     tau_min, tau_max = int(sample_rate / F0_MAX), int(sample_rate / F0_MIN)
-    taus, depths, powers = [], [], []
-    for start in range(0, len(frames), BLOCK_FRAMES):
-        block = frames[start : start + BLOCK_FRAMES]
-        tau, depth = _first_dip(_cumulative_mean_normalised(block, tau_max), tau_min)
-        taus.append(tau)
-        depths.append(depth)
-        powers.append(10 * torch.log10(block.pow(2).mean(dim=-1) + 1e-10))
-    tau, depth, power = torch.cat(taus), torch.cat(depths), torch.cat(powers)
+    tau, depth = _first_dip(_cumulative_mean_normalised(frames, tau_max), tau_min)
+    return tau, depth, 10 * torch.log10(frames.pow(2).mean(dim=-1) + 1e-10)
+
+
+def yin_pitch(tau: torch.Tensor, depth: torch.Tensor, power: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> Pitch:
+    """The utterance's Pitch from every frame's `yin_frames` measures: voiced where d' dips below the threshold and the
+    frame is within SILENCE_DB of the loudest one."""
     voiced = (depth < YIN_THRESHOLD) & (power > power.max() - SILENCE_DB) & (power > DIGITAL_SILENCE_DB)
     f0 = torch.where(voiced, sample_rate / tau, torch.zeros_like(tau))
     return Pitch(f0=f0.numpy().astype(np.float32), voiced=voiced.numpy())

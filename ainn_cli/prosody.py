@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ainn_cli.audio import F_MAX, F_MIN, N_MELS
+from ainn_cli.controls import Controls
 from ainn_cli.mel import hz_to_mel, mel_to_hz
 from ainn_cli.pitch import energy
 
@@ -170,11 +171,20 @@ def reshape_mel(mel: torch.Tensor, source: Prosody, change: torch.Tensor,
     """Apply a prosody change (and contour) to a log-mel `(B, 80, T)` itself -> `(B, 80, T')`: the harmonic
     fine structure is warped by f0_target(t) / f0_source(t) over an unchanged envelope (formants stay, so the
     voice does), speech frames get the energy change, and the frames are resampled in time by the duration ratio."""
+    return retime(reshape_frames(mel, *reshape_plan(source, change, contour)), new_length(mel.shape[-1], change))
+
+
+def reshape_plan(source: Prosody, change: torch.Tensor,
+                 contour: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What `reshape_mel` does to each frame: the harmonics' warp factor and the energy gain, both `(B, T)`."""
     wanted = apply_change(source, change, contour)
-    alpha = (wanted.log_f0 - source.log_f0).exp().clamp(1 / MAX_WARP, MAX_WARP)
+    return (wanted.log_f0 - source.log_f0).exp().clamp(1 / MAX_WARP, MAX_WARP), wanted.energy - source.energy
+
+
+def reshape_frames(mel: torch.Tensor, alpha: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """`reshape_mel` before its retiming, frame by frame: `(B, 80, T)` with warp and gain `(B, T)` -> `(B, 80, T)`."""
     envelope, fine = split_envelope(mel)
-    out = envelope + warp_mel(fine, alpha) + (wanted.energy - source.energy).unsqueeze(1).to(mel.dtype)
-    return retime(out, new_length(mel.shape[-1], change))
+    return envelope + warp_mel(fine, alpha) + gain.unsqueeze(1).to(mel.dtype)
 
 
 def mean_f0(prosody: Prosody) -> torch.Tensor:
@@ -192,11 +202,13 @@ def match_energy(mel: torch.Tensor, like: torch.Tensor, louder: bool = True) -> 
     """Shift a log-mel `(B, 80, T)` by one constant so that its mean speech energy equals that of `like`
     `(B, 80, T')`: the loudness the prosody path asked for, whatever level the generator drifted to.
     With `louder` False it is only ever lowered (a mel pushed above the generator's own level loses words)."""
-    have, want = energy(mel.float()), energy(like.float())
+    return mel + energy_shift(energy(mel.float()), energy(like.float()), louder)[:, None, None].to(mel.dtype)
+
+
+def energy_shift(have: torch.Tensor, want: torch.Tensor, louder: bool = True) -> torch.Tensor:
+    """`match_energy`'s shift `(B,)` from the two mels' frame energies `(B, T)`, `(B, T')`."""
     shift = _masked_mean(want, speech_mask(want)) - _masked_mean(have, speech_mask(have))
-    if not louder:
-        shift = shift.clamp(max=0.0)
-    return mel + shift[:, None, None].to(mel.dtype)
+    return shift if louder else shift.clamp(max=0.0)
 
 
 def retime(x: torch.Tensor, frames: int) -> torch.Tensor:
@@ -204,3 +216,19 @@ def retime(x: torch.Tensor, frames: int) -> torch.Tensor:
     if x.shape[-1] == frames:
         return x
     return F.interpolate(x, size=frames, mode="linear", align_corners=True)
+
+
+def apply_controls(change: torch.Tensor, controls: Controls) -> torch.Tensor:
+    """A change `(B, 4)` with the hand controls (`controls.py`) set or added: pitch in semitones on d ln f0, level
+    in dB on d energy, a speaking-rate factor X as ln duration -ln X (clipped to MAX_RATE_CHANGE), and
+    `keep_length` as ln duration 0 (the output then has the source's length to the sample)."""
+    out = change.clone()
+    for index, setting, unit in ((0, controls.pitch, SEMITONES), (2, controls.level, NEPER_TO_DB)):
+        if setting is not None:
+            out[:, index] = (out[:, index] if setting.relative else 0.0) + setting.value / unit
+    if controls.rate is not None:
+        duration = -math.log(controls.rate.value) + (out[:, 3] if controls.rate.relative else 0.0)
+        out[:, 3] = torch.as_tensor(duration).clamp(-MAX_RATE_CHANGE, MAX_RATE_CHANGE)
+    if controls.keep_length:
+        out[:, 3] = 0.0
+    return out

@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from ainn_cli import commands
 from ainn_cli.cli import DEFAULT_EMOTIONS, app
+from ainn_cli.commands import convert as convert_command
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -39,7 +39,7 @@ def test_help_matches_its_snapshot_and_cuts_nothing() -> None:
 
 
 @pytest.mark.parametrize(("command", "usage"), [
-    ("convert", "ainn convert [OPTIONS] SOURCE [REFERENCE]"),
+    ("convert", "ainn convert [OPTIONS] [SOURCE] [REFERENCE]"),  # SOURCE is optional with --pairs
     ("strength", "ainn strength [OPTIONS] FILES..."),
     ("export", "ainn export [OPTIONS] BUNDLE_DIR OUT_DIR"),
     ("evaluate", "ainn evaluate [OPTIONS] [PAIRS]"),
@@ -139,7 +139,7 @@ def test_folder_summary_names_the_reading_the_shard_and_the_current_file(  # typ
         wav(f"in/{name}", 0.5)
     ref = wav("ref.wav", 1.0, f0=230)
     terminal = io.StringIO()
-    monkeypatch.setattr(commands, "err_console", Console(file=terminal, force_terminal=True, width=120))
+    monkeypatch.setattr(convert_command, "err_console", Console(file=terminal, force_terminal=True, width=120))
     result = invoke("convert", tmp_path / "in", ref, "-o", tmp_path / "out", "--shard", "1/2", "--model",
                     tiny_bundle, "--device", "cpu")
     assert result.exit_code == 0, result.output

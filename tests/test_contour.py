@@ -93,6 +93,7 @@ def test_fit_table_recovers_each_emotion_s_shape_and_leaves_neutral_flat() -> No
     assert error(table, data) < error(torch.zeros_like(table), data)
 
 
+@pytest.mark.slow
 def test_a_contour_changes_the_conversion_only_above_strength_zero(tmp_path: Path) -> None:
     from ainn_cli.bundle import save_bundle
     from tests.conftest import tone
@@ -130,6 +131,7 @@ def test_the_summary_line_names_the_ending_only_where_a_contour_moves_it() -> No
         ", pitch +3.1 st x1.25 range, ending +4.6 st, +6.0 dB, duration x1.10")
 
 
+@pytest.mark.slow
 def test_guidance_extrapolates_g_away_from_its_neutral_output(tmp_path: Path) -> None:
     """guidance w: G(n) + w (G(e) - G(n)) on the same reshaped content; w = 0 is G's neutral, w = 1 is off."""
     from tests.conftest import tone

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -49,11 +50,13 @@ def sync_results(perturb: bool) -> dict[int, bool]:
         return dict(results)
 
 
+@pytest.mark.slow
 def test_sync_check_detects_divergence() -> None:
     assert sync_results(perturb=False) == {0: True, 1: True}
     assert sync_results(perturb=True) == {0: False, 1: False}
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_train_in_sync(manifest: Path, tmp_path: Path) -> None:  # noqa: F811
     run = tmp_path / "run"
     overrides = [*TINY, f"data.sources=[\"manifest:{manifest}\"]", f"data.cache_dir=\"{tmp_path / 'cache'}\"",

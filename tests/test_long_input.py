@@ -142,6 +142,7 @@ def test_context_covers_the_convolutions_reach(monkeypatch: pytest.MonkeyPatch) 
         assert 0 < reach < CONTEXT, f"{name}: a one-frame change reaches {reach} frames; CONTEXT is {CONTEXT}"
 
 
+@pytest.mark.slow
 def test_chunks_join_without_a_seam() -> None:
     """Default model, 12 s input: 256-frame chunks stay close to one pass, with no jump at the boundaries."""
     pipe = load_pipeline(device="cpu")
@@ -162,20 +163,49 @@ def test_chunks_join_without_a_seam() -> None:
     assert max(seams) < 2 * float(np.median(jumps)), "a chunk boundary is audible as a jump"
 
 
+def long_file(path: Path, minutes: int) -> Path:
+    """Minutes of speech-like tone with pauses (16-bit, 22050 Hz), written a minute at a time."""
+    wave = tone(60.0, seed=3)
+    wave *= np.sin(2 * np.pi * 0.3 * np.arange(wave.size) / 22050) > -0.5  # pauses: spans of silence to skip
+    with sf.SoundFile(path, "w", 22050, 1, subtype="PCM_16") as handle:
+        for _ in range(minutes):
+            handle.write((wave * 32767).astype(np.int16))
+    return path
+
+
+@pytest.mark.slow
 def test_twenty_minute_file_in_bounded_memory(tiny_bundle: Path, tmp_path: Path) -> None:
-    src, ref, out = tmp_path / "long.wav", tmp_path / "ref.wav", tmp_path / "out.wav"
-    block = (tone(60.0, seed=3) * 32767).astype(np.int16)
-    with sf.SoundFile(src, "w", 22050, 1, subtype="PCM_16") as handle:
-        for _ in range(20):
-            handle.write(block)
+    """A stream's peak does not grow with the input: 20 minutes peak where 5 do (the whole wave, its mel, content
+    and output at 22050 Hz would add over 400 MB), and stay under the bound over an idle torch process."""
+    ref = tmp_path / "ref.wav"
     sf.write(ref, tone(2.0, f0=220), 22050)
-    peak_mb = peak_rss_mb(*convert(src, ref, "-o", out, "--model", tiny_bundle))
+    peaks = {}
+    for minutes in (5, 20):
+        src, out = long_file(tmp_path / f"{minutes}.wav", minutes), tmp_path / f"out{minutes}.wav"
+        peaks[minutes] = peak_rss_mb(*convert(src, ref, "-o", out, "--model", tiny_bundle))
+        assert sf.info(out).frames == minutes * 60 * 22050 and sf.info(out).samplerate == 22050
+        src.unlink()
     idle_mb = idle_torch_mb()
-    info = sf.info(out)
-    assert info.frames == 20 * 60 * 22050 and info.samplerate == 22050
-    assert peak_mb - idle_mb < ADDED_RSS_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB, {idle_mb:.0f} MB of it torch's"
+    assert peaks[20] - peaks[5] < 40, f"5 minutes peak at {peaks[5]:.0f} MB, 20 at {peaks[20]:.0f} MB"
+    assert peaks[20] - idle_mb < ADDED_RSS_LIMIT_MB, f"peak RSS {peaks[20]:.0f} MB, {idle_mb:.0f} MB of it torch's"
 
 
+@pytest.mark.slow
+def test_twenty_minute_reading_and_plot_in_bounded_memory(tiny_bundle: Path, tmp_path: Path) -> None:
+    """`ainn strength` (and its plot) of 20 minutes peaks where 5 minutes do: the reading is summed as it comes and
+    the plot shows the mel averaged to at most 2200 columns."""
+    peaks = {}
+    for minutes in (5, 20):
+        src = long_file(tmp_path / f"{minutes}.wav", minutes)
+        plot = tmp_path / f"{minutes}.png"
+        peaks[minutes] = peak_rss_mb("-m", "ainn_cli", "strength", src, "--model", tiny_bundle, "--device", "cpu",
+                                     "--plot", plot, "--json")
+        assert plot.read_bytes()[:4] == b"\x89PNG"
+        src.unlink()
+    assert peaks[20] - peaks[5] < 40, f"5 minutes peak at {peaks[5]:.0f} MB, 20 at {peaks[20]:.0f} MB"
+
+
+@pytest.mark.slow
 def test_folder_of_many_lengths_peaks_as_its_longest_file(tiny_bundle: Path, tmp_path: Path) -> None:
     """Every new input length costs oneDNN kernels and fragments the heap; a folder run must not pile them up."""
     (tmp_path / "in").mkdir()

@@ -138,8 +138,8 @@ def test_references_with_one_name_are_refused_for_both_pairings(tiny_bundle: Pat
 def test_an_output_that_appears_meanwhile_is_skipped_not_replaced(tiny_bundle: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """As if another run into the same folder finished x.wav while this one was converting it."""
-    from ainn_cli import commands
     from ainn_cli.audio import write_wav as real_write
+    from ainn_cli.commands import convert as convert_command
 
     for name in ("x", "y"):
         clip(tmp_path / "in" / f"{name}.wav")
@@ -151,7 +151,7 @@ def test_an_output_that_appears_meanwhile_is_skipped_not_replaced(tiny_bundle: P
             path.write_bytes(b"the other run's output")
         return real_write(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(commands, "write_wav", racing_write)
+    monkeypatch.setattr(convert_command, "write_wav", racing_write)
     result = run("convert", "in", ref, "-o", "out", "--model", tiny_bundle, "--device", "cpu", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -327,3 +327,112 @@ def test_mel_in_chunks_is_the_mel() -> None:
     whole = log_mel(wave)
     for chunk in (1, 7, 100, 10_000):
         torch.testing.assert_close(log_mel_in_chunks(wave, chunk), whole, rtol=0, atol=1e-4)
+
+
+# ------------------------------------------------------------------ round two: outputs that become inputs
+
+
+def test_outputs_inside_the_reference_folder_never_become_references(tiny_bundle: Path, tmp_path: Path) -> None:
+    """--pairing all with the output folder inside the reference folder: a re-run skips, it never converts the
+    previous outputs as new references (so resuming ends)."""
+    clip(tmp_path / "in" / "a.wav")
+    clip(tmp_path / "refs" / "r.wav", f0=220)
+    args = ("convert", "in", "refs", "-o", "refs/out", "--pairing", "all", "--model", tiny_bundle, "--device", "cpu",
+            "--json")
+    first = json.loads(run(*args).stdout)
+    assert [Path(c["output"]).name for c in first["converted"]] == ["a__ref-r.wav"]
+    second = run(*args)
+    assert second.exit_code == 0 and json.loads(second.stdout) == {
+        "converted": [], "skipped": ["refs/out/a__ref-r.wav"], "failed": [], "shard": None}
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.wav")) == [
+        "in/a.wav", "refs/out/a__ref-r.wav", "refs/r.wav"]
+
+
+@pytest.mark.parametrize(("inputs", "output"), [("in", "in"), ("refs", "refs"), ("in", "data")])
+def test_an_output_folder_that_is_an_input_folder_is_refused_whatever_the_extension(
+        tiny_bundle: Path, tmp_path: Path, inputs: str, output: str) -> None:
+    """x.flac would give x.wav beside it (not its own name: refused or not by the extension, before); an input
+    folder inside the output folder can be written into by the mirrored tree too."""
+    source = "data/in" if output == "data" else "in"
+    sf.write(clip(tmp_path / source / "in" / "x.wav").with_suffix(".flac"), tone(0.4), SAMPLE_RATE)
+    (tmp_path / source / "in" / "x.wav").unlink()
+    clip(tmp_path / "refs" / "x.wav", f0=220)
+    before = tree(tmp_path)
+    line = one_line(run("convert", source, "refs", "-o", output, "--pairing", "all", "--model", "no-such-model"),
+                    1, "inside the input folder")
+    assert ("refs" if inputs == "refs" else source) in line
+    assert tree(tmp_path) == before
+
+
+def test_plan_walks_leave_out_the_output_folder_for_sources_and_references(tmp_path: Path) -> None:
+    from ainn_cli.batch import plan
+
+    clip(tmp_path / "in" / "a.wav")
+    clip(tmp_path / "in" / "out" / "old.wav")
+    clip(tmp_path / "refs" / "r.wav", f0=220)
+    clip(tmp_path / "refs" / "out2" / "stale.wav", f0=220)
+    jobs = plan(tmp_path / "in", tmp_path / "refs", tmp_path / "in" / "out", pairing="all")
+    assert [(j.source.name, j.reference and j.reference.name) for j in jobs] == [("a.wav", "r.wav"),
+                                                                                ("a.wav", "stale.wav")]
+    jobs = plan(tmp_path / "in", tmp_path / "refs", tmp_path / "refs" / "out2", pairing="all")
+    assert [(j.source.name, j.reference and j.reference.name) for j in jobs] == [("a.wav", "r.wav"),
+                                                                                ("old.wav", "r.wav")]
+
+
+# ------------------------------------------------------------------ round two: files ainn did not make
+
+
+def test_evaluate_never_writes_over_its_own_inputs(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    pairs = tmp_path / "results" / "results.csv"
+    pairs.write_text("converted,target_emotion\nx.wav,angry\n")
+    clip(tmp_path / "results" / "x.wav")
+    before = tree(tmp_path)
+    one_line(run("evaluate", pairs, "--out", "results", "--overwrite"), 1, "is an input of this evaluation")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(("name", "rate", "needle"), [("o.ogg", 220000, "ogg files hold at most 200000 Hz"),
+                                                      ("o.flac", 700000, "flac files hold at most 655350 Hz")])
+def test_a_rate_the_format_cannot_hold_is_refused_before_anything_runs(tmp_path: Path, name: str, rate: int,
+                                                                       needle: str) -> None:
+    """libvorbis killed the process (SIGSEGV) above 200 kHz and left its hidden temp file; FLAC failed at the end."""
+    src, ref = clip(tmp_path / "s.wav"), clip(tmp_path / "r.wav", f0=220)
+    one_line(run("convert", src, ref, "-o", name, "--sample-rate", str(rate), "--model", "no-such-model"), 2, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.wav", "s.wav"]
+
+
+FILE_SIZE_LIMIT = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); "
+                   "sys.argv = ['ainn', *sys.argv[1:]]; from ainn_cli.cli import main; main()")
+
+
+def limited(limit: int, *args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`ainn ARGS` in a process that may write no file larger than `limit` bytes (a full disk, as the writers see
+    it: Python ignores SIGXFSZ, so a write past the limit fails with EFBIG)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT.format(limit), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_from(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    assert done.returncode == code, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert all(needle in lines[0] for needle in needles), lines[0]
+    return lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seconds", [2.0, 125.0])
+def test_a_write_that_fails_is_one_line_naming_the_file_and_leaves_nothing(tiny_bundle: Path, tmp_path: Path,
+                                                                          seconds: float) -> None:
+    """A file-size limit while writing the output (2 s: one write; 125 s: streamed, its scratch files too):
+    one line naming the output, exit 1, no hidden temp file, the old output untouched."""
+    clip(tmp_path / "s.wav", seconds=seconds)
+    clip(tmp_path / "r.wav", f0=220)
+    (tmp_path / "o.wav").write_bytes(b"the old output")
+    done = limited(20_000 if seconds < 10 else 2_000_000, "convert", tmp_path / "s.wav", tmp_path / "r.wav", "-o",
+                   tmp_path / "o.wav", "--overwrite", "--model", tiny_bundle, "--device", "cpu", "--quiet")
+    one_line_from(done, 1, "o.wav: cannot write (File too large)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.wav", "r.wav", "s.wav"]
+    assert (tmp_path / "o.wav").read_bytes() == b"the old output"

@@ -89,6 +89,7 @@ def test_fit_weight_recovers_the_weight_and_the_report_counts_signs() -> None:
     assert f"angry {100 * right:.0f} %" in report(data, 0.6)
 
 
+@pytest.mark.slow
 def test_the_default_follows_a_slower_reference_s_tempo_only_with_tempo() -> None:
     """The default has a fitted rate weight but does not use it unless asked (`tempo=True`, `--tempo`): then a
     reference that speaks slower than the source makes the output longer by

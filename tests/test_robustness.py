@@ -590,6 +590,7 @@ def test_warning_is_one_line_for_a_long_path(tiny_bundle: Path, ref: Path, tmp_p
 # ------------------------------------------------------------------------------------------- kill test
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_leaves_only_complete_outputs(tiny_bundle: Path, ref: Path, tmp_path: Path) -> None:
     lengths = {}
     for k in range(30):

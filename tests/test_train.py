@@ -79,6 +79,7 @@ def test_both_stages_one_step_and_export(manifest: Path, tmp_path: Path) -> None
     assert pipe.convert(tone(0.5), tone(0.5, f0=200)).wave.shape == (11025,)
 
 
+@pytest.mark.slow
 def test_prosody_variant_trains_exports_and_converts(manifest: Path, tmp_path: Path) -> None:
     """Both stages of the prosody variant: parallel pairs from the manifest's takes, a prosody predictor
     in the bundle, and a conversion whose length follows the predicted duration."""
@@ -99,6 +100,7 @@ def test_prosody_variant_trains_exports_and_converts(manifest: Path, tmp_path: P
     assert flat.prosody is not None and flat.prosody.pitch_semitones == 0.0 and len(flat.wave) == len(source)
 
 
+@pytest.mark.slow
 def test_reshape_variant_fine_tunes_only_the_generator_on_parallel_takes(manifest: Path, tmp_path: Path) -> None:
     """Stage II of the reshape variant from a Stage I run: env and par from the manifest's parallel takes,
     only G changes, and the bundle keeps a prosody predictor with the paper's generator (DSP reshaping)."""
@@ -147,6 +149,7 @@ def test_ablation_variants_train(manifest: Path, tmp_path: Path, variant: str) -
     assert ("str" in names) == (variant != "baseline")
 
 
+@pytest.mark.slow
 def test_no_cue_variants_save_the_cue_switch_and_convert_as_they_trained(manifest: Path, tmp_path: Path) -> None:
     """The ablations' cue switch is in both encoders' saved configs: the exported bundle's Ec and Ee ignore
     the cue at conversion exactly as in Stage I (a timbre and an embedding that do not move with M)."""
@@ -170,6 +173,7 @@ def test_an_explicit_use_cue_wins_over_the_variant(tmp_path: Path) -> None:
     assert not paper.model.emotion_encoder.use_cue and paper.model.content_encoder.use_cue
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(manifest: Path, tmp_path: Path) -> None:
     straight = tmp_path / "straight"
     train(config(manifest, tmp_path, "stage1.steps=3"), straight, stages=("stage1",), quiet=True)
@@ -183,6 +187,7 @@ def test_resume_continues_exactly(manifest: Path, tmp_path: Path) -> None:
         torch.testing.assert_close(b["nets"][key], value, msg=key)
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_between_log_and_checkpoint_logs_each_step_once(manifest: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(config(manifest, tmp_path, "stage1.steps=2"), run, stages=("stage1",), quiet=True)
@@ -195,6 +200,7 @@ def test_resume_after_a_crash_between_log_and_checkpoint_logs_each_step_once(man
     assert train_rows == val_rows == ["1", "2", "3"]
 
 
+@pytest.mark.slow
 def test_existing_run_needs_resume(manifest: Path, tmp_path: Path) -> None:
     from ainn_cli.errors import UsageError
 
@@ -223,6 +229,7 @@ def test_layouts_and_speaker_split(tmp_path: Path) -> None:
     assert split == {"train": ["esd_0011"], "val": ["esd_0012"], "test": ["esd_0013"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_saves_latest_and_exits_130(manifest: Path, tmp_path: Path, sig: signal.Signals) -> None:
     """Ctrl-C, or the SIGTERM a scheduler sends, stops training with `latest` saved at the current step."""
@@ -320,6 +327,7 @@ def test_neutral_prototype_comes_from_the_actors_neutral_takes() -> None:
     assert prototypes(alone, embeddings[2:])["neutral"] == pytest.approx([0.6, 0.8])
 
 
+@pytest.mark.slow
 def test_recognizer_stage_refits_the_head_on_whole_utterances(manifest: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(config(manifest, tmp_path, "recognizer.steps=1", "refit_head=0.001"), run, stages=("recognizer",),
@@ -376,6 +384,7 @@ def test_critic_terms_move_only_their_own_player() -> None:
                for p, g in zip(critic.parameters(), expected))
 
 
+@pytest.mark.slow
 def test_reshape_variant_with_a_critic_trains_it_and_leaves_it_out_of_the_bundle(manifest: Path,
                                                                                    tmp_path: Path) -> None:
     """Stage II with an `adv` weight after a Stage I without one: the critic starts fresh, trains with G, and

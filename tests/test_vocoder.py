@@ -52,6 +52,7 @@ def default_vocoder() -> HifiGan:
     return load_component(bundles["default"] / "vocoder", "vocoder")  # type: ignore[return-value]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["neutral_actor23.flac", "angry_actor24.flac"])
 def test_copy_synthesis_of_real_speech(clip: str) -> None:
     wave = read_audio(SAMPLES / clip).samples
@@ -84,6 +85,7 @@ def test_vocoder_config_is_v1() -> None:
     assert Path(SAMPLES).is_dir()
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_official_weights_match_reference_implementation() -> None:
     """Official checkpoint through the reference generator vs our folded fp16 copy, on a real mel."""
@@ -138,6 +140,7 @@ def test_receptive_radius_bounds_how_far_a_frame_reaches() -> None:
     assert reached.numel() > 0 and frame - radius <= int(reached.min()) and int(reached.max()) <= frame + radius
 
 
+@pytest.mark.slow
 def test_inference_vocoder_matches_plain_on_real_weights() -> None:
     model = default_vocoder()
     mel = log_mel(read_audio(SAMPLES / "angry_actor24.flac").samples)[..., 120:184]

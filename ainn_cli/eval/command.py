@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from ainn_cli.console import err_console, progress_bar, say
+from ainn_cli.console import Ticker, err_console, say
 from ainn_cli.display import pyplot
-from ainn_cli.errors import AinnError, UsageError
+from ainn_cli.errors import AinnError, OutputError, UsageError
 from ainn_cli.eval.pairs import EMOTIONS, Pair, esd_pairs, read_pairs
 from ainn_cli.eval.report import (
     OUTPUT_FILES,
@@ -40,6 +41,7 @@ from ainn_cli.files import check_writable, write_bytes
 if TYPE_CHECKING:
     from ainn_cli.pipeline import Pipeline
 
+WIDE = 1000  # columns a table may take in a pipe (it takes only what it needs)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class EvaluateOptions:
 def evaluate(options: EvaluateOptions) -> bool:
     """The body of `ainn evaluate`; False when any row failed."""
     pairs = _pairs(options)
-    _check_outputs(options)
+    _check_outputs(options, pairs)
     model = _converting_model(pairs, options)
     scorers = load_scorers(pairs, options.judge, options.model, options.device)
     results = _evaluate_all(pairs, model, scorers, quiet=options.as_json)
@@ -81,14 +83,26 @@ def _pairs(options: EvaluateOptions) -> list[Pair]:
     raise UsageError("give either PAIRS.csv or --esd ESD_ROOT")
 
 
-def _check_outputs(options: EvaluateOptions) -> None:
-    """Refuse existing outputs without --overwrite, and a missing matplotlib, before any model loads."""
+def _check_outputs(options: EvaluateOptions, pairs: list[Pair]) -> None:
+    """Refuse existing outputs without --overwrite, any output that is one of the inputs (even with --overwrite:
+    the pairs CSV, a row's audio), and a missing matplotlib, before any model loads."""
     if options.plots is not None:
         pyplot("--plots")
     outputs = [options.out / name for name in OUTPUT_FILES] if options.out is not None else []
     outputs += [options.plots / name for name in PLOT_FILES] if options.plots is not None else []
+    inputs = {os.path.realpath(path): path for path in _inputs(options, pairs)}
     for path in outputs:
+        taken = inputs.get(os.path.realpath(path))
+        if taken is not None:
+            raise OutputError(f"{path}: is an input of this evaluation ({taken}); it is never written over, "
+                              "--overwrite or not: choose another folder")
         check_writable(path, options.overwrite)
+
+
+def _inputs(options: EvaluateOptions, pairs: list[Pair]) -> list[Path]:
+    """The files an evaluation reads: the pairs CSV and every row's audio."""
+    rows = [p for pair in pairs for p in (pair.converted, pair.source, pair.reference, pair.target) if p is not None]
+    return [*([options.pairs] if options.pairs is not None else []), *rows]
 
 
 def _converting_model(pairs: list[Pair], options: EvaluateOptions) -> Pipeline | None:
@@ -103,17 +117,16 @@ def _converting_model(pairs: list[Pair], options: EvaluateOptions) -> Pipeline |
 def _evaluate_all(pairs: list[Pair], model: Pipeline | None, scorers: Scorers, quiet: bool) -> tuple[
         UtteranceResult, ...]:
     """Every row in order; a failing row is reported on stderr and kept with its error."""
-    progress = progress_bar("evaluating", console=err_console, disable=quiet, transient=True)
     results = []
-    with progress:
-        task = progress.add_task("evaluate", total=len(pairs))
+    with Ticker("evaluating", len(pairs), disable=quiet, console=err_console) as ticker:
         for pair in pairs:
+            ticker.naming(pair.id)
             try:
                 results.append(evaluate_pair(pair, model, scorers))
             except AinnError as err:
                 say(f"{pair.id}: {err}")
                 results.append(UtteranceResult(pair.id, pair.target_emotion, error=str(err)))
-            progress.advance(task)
+            ticker.advance(name=pair.id, note="failed" if results[-1].error else "")
     return tuple(results)
 
 
@@ -136,6 +149,8 @@ def _print(evaluation: Evaluation, options: EvaluateOptions) -> None:
         print(json.dumps(summary_json(evaluation)))
         return
     console = Console()
+    if not console.is_terminal:  # a pipe or a log: the table at its natural width, headers whole, never cut at 80
+        console = Console(width=WIDE)
     console.print(summary_table(evaluation))
     for key, method in evaluation.methods.items():
         console.print(f"[dim]{key}: {escape(method)}[/]", highlight=False)

@@ -31,13 +31,23 @@ class Pair:
     target_strength: float | None = None
 
 
+MAX_CSV_BYTES = 64 << 20  # a pairs CSV of a million rows is about 100 bytes a row
+
+
 def read_pairs(file: Path) -> list[Pair]:
     """Rows of a CSV with columns `converted` or `source` + `reference`, `target_emotion`, and optional
     `target`, `text`, `target_strength`, `id`; paths are relative to the CSV's folder."""
     if not file.is_file():
-        raise UsageError(f"{file}: no such file")
-    with open(file, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+        raise UsageError(f"{file}: no such file" if not file.exists() else f"{file}: not a regular file")
+    if file.stat().st_size > MAX_CSV_BYTES:
+        raise UsageError(f"{file}: more than {MAX_CSV_BYTES >> 20} MiB; is it a pairs CSV?")
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{file}: not UTF-8 text (byte {err.start}); save the CSV as UTF-8") from None
+    except (csv.Error, OSError) as err:  # a field over csv's 131,072 characters, a NUL byte, a read error
+        raise UsageError(f"{file}: not a readable CSV ({str(err).strip() or type(err).__name__})") from None
     if not rows:
         raise UsageError(f"{file}: no rows (expected a header and one row per utterance)")
     return [_pair(row, file.parent, f"{file}, line {line}") for line, row in enumerate(rows, start=2)]

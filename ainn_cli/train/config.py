@@ -13,6 +13,7 @@ from typing import Any
 
 import tomllib
 
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.errors import UsageError
 from ainn_cli.models.content import ContentEncoderConfig
 from ainn_cli.models.emotion import EmotionEncoderConfig
@@ -38,7 +39,9 @@ NO_CUE_VARIANTS = ("no_cue", "baseline")  # their encoders default to use_cue = 
 
 @dataclass(frozen=True)
 class DataConfig:
-    sources: tuple[str, ...] = ("ravdess:../shared/data/ravdess",)  # kind:path, kind in manifest|ravdess|esd
+    # kind:path, kind in ravdess|librispeech|esd|manifest; a relative path lies under the data root (`ainn data`)
+    sources: tuple[str, ...] = ("ravdess:ravdess",)
+    root: str = ""  # the data root; empty: $AINN_DATA, else ./data (--data-root sets it)
     val_speakers: tuple[str, ...] = ()  # empty: the last `n_val` speakers in sorted order
     test_speakers: tuple[str, ...] = ()
     n_val: int = 2
@@ -105,6 +108,23 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def resolve_sources(data: DataConfig) -> tuple[str, ...]:
+    """The sources with relative paths put under the data root (`data.root`, else $AINN_DATA, else ./data); a
+    corpus folder that is not there is a UsageError saying how to get it."""
+    root = data_root(data.root)
+    resolved = []
+    for spec in data.sources:
+        kind, sep, where = spec.partition(":")
+        path = Path(where).expanduser()
+        if sep and not path.is_absolute():
+            path = root / path
+        if sep and kind in ("ravdess", "librispeech") and not path.exists():
+            raise UsageError(f"data source {spec!r}: {path} does not exist; download it with `ainn data {kind} "
+                             f"{path}`, or point --data-root (or AINN_DATA) at the folder that holds {where}")
+        resolved.append(f"{kind}:{path}" if sep else spec)
+    return tuple(resolved)
 
 
 def load_config(path: Path | None = None, overrides: list[str] | None = None, check: bool = True) -> TrainConfig:

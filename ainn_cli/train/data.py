@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +17,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from ainn_cli.audio import AUDIO_SUFFIXES, read_audio, settings
+from ainn_cli.audio import AUDIO_SUFFIXES
 from ainn_cli.emotions import canonical
-from ainn_cli.errors import AudioError, UsageError
-from ainn_cli.files import replace_file
-from ainn_cli.mel import log_mel
-from ainn_cli.pitch import pitch_track, yin
+from ainn_cli.errors import UsageError
 from ainn_cli.train.config import DataConfig
+from ainn_cli.train.features import Features, interruptible
+from ainn_cli.train.features import cache_key as cache_key  # the feature cache lives in features.py
+from ainn_cli.train.features import cached_mel as cached_mel
+from ainn_cli.train.features import cached_pitch as cached_pitch
 from ainn_cli.train.parallel import Pair, build_pairs
 
+MAX_MANIFEST_BYTES = 256 << 20  # a manifest of a million rows is about 100 MB
 RAVDESS_CODES = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "08": "surprise"}
 INTENSITY = {"neutral": 0.0, "normal": 0.5, "strong": 1.0}
 
@@ -52,6 +52,11 @@ def load_source(spec: str) -> list[Utterance]:
         raise UsageError(f"data source {spec!r}: {path} does not exist")
     if path.is_dir() != (kind != "manifest"):
         raise UsageError(f"data source {spec!r}: {path} is {'a folder' if path.is_dir() else 'a file'}")
+    if kind == "manifest" and not path.is_file():
+        raise UsageError(f"data source {spec!r}: {path} is not a regular file")
+    if kind == "manifest" and path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UsageError(f"data source {spec!r}: {path} is more than {MAX_MANIFEST_BYTES >> 20} MiB; is it a "
+                         "manifest?")
     loader = {"manifest": _manifest, "ravdess": _ravdess, "esd": _esd, "librispeech": _librispeech}[kind]
     utterances = loader(path)
     if not utterances:
@@ -152,44 +157,6 @@ def split_speakers(utterances: list[Utterance], config: DataConfig) -> dict[str,
     return {"train": train, "val": val, "test": test}
 
 
-def cache_key(path: str) -> str:
-    digest = hashlib.sha256(json.dumps(settings(), sort_keys=True).encode())
-    try:
-        digest.update(Path(path).read_bytes())
-    except OSError as err:
-        raise AudioError(f"{path}: cannot read ({err.strerror or err})") from None
-    return digest.hexdigest()[:32]
-
-
-def cached_mel(path: str, cache_dir: Path) -> np.ndarray:
-    """Log-mel `(80, T)` of a file, computed once and stored under its content + settings hash."""
-    file = cache_dir / f"{cache_key(path)}.npy"
-    if file.is_file():
-        cached: np.ndarray = np.load(file)
-        return cached
-    mel = log_mel(read_audio(path).samples)[0].numpy().astype(np.float16)
-    _store(file, mel)
-    return mel
-
-
-def cached_pitch(path: str, mel_frames: int, cache_dir: Path) -> np.ndarray:
-    """Continuous ln f0 and voicing `(2, T)` per mel frame (YIN), computed once like `cached_mel`."""
-    file = cache_dir / f"{cache_key(path)}.pitch.npy"
-    if file.is_file():
-        cached: np.ndarray = np.load(file)
-        return cached
-    pitch = yin(read_audio(path).samples)
-    values = pitch_track(pitch, mel_frames)
-    _store(file, values.astype(np.float32))
-    return values
-
-
-def _store(file: Path, array: np.ndarray) -> None:
-    """Save a cache entry atomically (parallel workers may write the same one)."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(file, lambda tmp: np.save(tmp, array))
-
-
 @dataclass
 class Corpus:
     """Mels `(80, T)` and pitch `(2, T)` in memory with their utterance records and label indices."""
@@ -222,10 +189,12 @@ def build_corpus(utterances: list[Utterance], labels: tuple[str, ...], cache_dir
                  prosody: bool = False) -> Corpus:
     """Load (and cache) the features; with `prosody`, also pitch and the parallel pairs."""
     keep = [u for u in utterances if u.emotion in labels]
-    mels = [cached_mel(u.path, cache_dir).astype(np.float32) for u in keep]
-    if not prosody:
-        return Corpus(keep, mels, labels)
-    pitches = [cached_pitch(u.path, m.shape[1], cache_dir) for u, m in zip(keep, mels)]
+    features = Features(cache_dir)  # rows naming one file share its arrays
+    with interruptible():
+        mels = [features.mel(u.path) for u in keep]
+        if not prosody:
+            return Corpus(keep, mels, labels)
+        pitches = [features.pitch(u.path, m.shape[1]) for u, m in zip(keep, mels)]
     return Corpus(keep, mels, labels, pitches, build_pairs(keep, mels, pitches))
 
 

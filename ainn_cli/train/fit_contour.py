@@ -2,7 +2,7 @@
 surprise's rise at the end of the sentence, which a shift and a range cannot make). Writes a new bundle.
 
     python -m ainn_cli.train.fit_contour --bundle runs/default/recognizer-bundle --out runs/default/default-bundle \\
-        [--ravdess ../shared/data/ravdess] [--bins 8] [--gain 1]
+        [--ravdess DATA_ROOT/ravdess] [--bins 8] [--gain 1]
 
 For every emotional take of the training actors (1-20), the measured contour is the DTW-aligned ln f0
 difference from the neutral take of the same sentence and repetition, its median removed, as medians over
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ainn_cli.bundle import Bundle, load_bundle, save_bundle
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.emotions import NEUTRAL
 from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.prosody import SEMITONES
@@ -92,7 +93,7 @@ def predictor_arguments(doc: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True, help="a bundle with a prosody predictor")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
+    parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess", help="default: DATA_ROOT/ravdess")
     parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-features"))
     return parser
 

@@ -1,7 +1,7 @@
 """Give a bundle a prosody predictor fitted on RAVDESS's parallel takes; write the result as a new bundle.
 
     python -m ainn_cli.train.fit_prosody --bundle checkpoints/paper --out checkpoints/prosody \\
-        [--ravdess ../shared/data/ravdess] [--steps 3000]
+        [--ravdess DATA_ROOT/ravdess] [--steps 3000]
 
 For every emotional take of the training actors (1-20; 21-22 validate), the target is the prosody
 change from the neutral take of the same sentence and repetition (`prosody.measure_change`: mean
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ainn_cli.bundle import BundleInfo, load_bundle, save_bundle
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
 from ainn_cli.prosody import CHANGES, measure_change
 from ainn_cli.train.data import Utterance, cached_mel, cached_pitch, load_source
@@ -91,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
+    parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess", help="default: DATA_ROOT/ravdess")
     parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-features"))
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--name", default="ainn-ravdess-prosody")

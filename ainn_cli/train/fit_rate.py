@@ -1,7 +1,7 @@
 """Give a bundle's prosody predictor the reference's speaking rate: fit `rate_weight`. Writes a new bundle.
 
     python -m ainn_cli.train.fit_rate --bundle runs/default/contour-bundle --out runs/default/default-bundle \\
-        [--ravdess ../shared/data/ravdess] [--no-follow]
+        [--ravdess DATA_ROOT/ravdess] [--no-follow]
 
 An actor's emotional take lasts longer or shorter than the neutral take of the same sentence by an amount
 that differs from actor to actor (on held-out actors 23-24, one speaks every emotion faster than neutral,

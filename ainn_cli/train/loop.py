@@ -11,6 +11,7 @@ validation loss. Batches are a function of the step, so `resume` continues the e
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import pickle
@@ -25,13 +26,14 @@ import torch
 from torch import nn
 
 from ainn_cli.bundle import load_strict
-from ainn_cli.console import progress_bar
-from ainn_cli.errors import UsageError
+from ainn_cli.console import Ticker
+from ainn_cli.errors import OutputError, UsageError
 from ainn_cli.files import replace_file
 from ainn_cli.train.config import StageConfig, TrainConfig
 from ainn_cli.train.data import Batch, Corpus, batches, make_batch
 from ainn_cli.train.distributed import World, barrier, in_sync, wrap
 from ainn_cli.train.nets import RECOGNIZER_STAGE, LossSettings, Nets, build_nets
+from ainn_cli.train.objective import Objective
 from ainn_cli.train.warmstart import warm_start
 
 STOP = threading.Event()  # set by `request_stop`; the loop checks it between steps
@@ -42,7 +44,7 @@ VAL_SEED_OFFSET = 10_000_019  # validation batches use their own fixed stream
 @dataclass
 class TrainState:
     nets: Nets  # the plain modules: what checkpoints hold
-    model: nn.Module  # what the step runs: `nets`, or DDP around it
+    model: nn.Module  # what the step runs: `Objective(nets)`, or DDP around it
     optimizer: torch.optim.Optimizer
     device: torch.device
     world: World = field(default_factory=World)
@@ -82,7 +84,8 @@ def new_state(config: TrainConfig, stage: str, init: Path | None, world: World |
     optimizer = torch.optim.AdamW(param_groups(nets, trainable(nets, stage, config.variant), stage_cfg.lr,
                                                config.critic_lr_scale),
                                   lr=stage_cfg.lr, betas=stage_cfg.betas, weight_decay=stage_cfg.weight_decay)
-    return TrainState(nets=nets, model=wrap(nets, world, device), optimizer=optimizer, device=device, world=world)
+    return TrainState(nets=nets, model=wrap(Objective(nets), world, device), optimizer=optimizer, device=device,
+                      world=world)
 
 
 def param_groups(nets: Nets, params: list[nn.Parameter], lr: float, critic_scale: float) -> list[dict[str, Any]]:
@@ -96,7 +99,11 @@ def param_groups(nets: Nets, params: list[nn.Parameter], lr: float, critic_scale
 def save_checkpoint(state: TrainState, file: Path) -> None:
     data = {"nets": state.nets.state_dict(), "optimizer": state.optimizer.state_dict(),
             "step": state.step, "best": state.best}
-    replace_file(file, lambda tmp: torch.save(data, tmp))
+    try:
+        replace_file(file, lambda tmp: torch.save(data, tmp))
+    except RuntimeError:  # torch's zip writer on a short write ("unexpected pos"): its temp file is gone already
+        raise OutputError(f"{file}: cannot write (the write stopped short: the disk is full or a file-size limit "
+                          "was reached)") from None
 
 
 def read_checkpoint(file: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -139,7 +146,7 @@ def load_checkpoint(state: TrainState, file: Path) -> None:
 
 
 def compute_losses(model: nn.Module, batch: Batch, config: TrainConfig, stage: str) -> dict[str, torch.Tensor]:
-    """`model` is Nets or DDP(Nets); on CUDA the forward runs in bf16 autocast."""
+    """`model` is Objective(nets) or DDP around it; on CUDA the forward runs in bf16 autocast."""
     device = batch.mel.device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
         losses: dict[str, torch.Tensor] = model(batch, stage, LossSettings.of(config))
@@ -174,7 +181,7 @@ def validate(state: TrainState, corpus: Corpus, config: TrainConfig, stage: str)
         batch = make_batch(corpus, config.data.segment_frames, config.data.batch_size, config.seed + VAL_SEED_OFFSET, i)
         batch = batch.to(state.device)
         with torch.no_grad():
-            losses = compute_losses(state.nets, batch, config, stage)
+            losses = compute_losses(Objective(state.nets), batch, config, stage)
             acc = (state.nets.recognizer(batch.mel).logits.argmax(-1) == batch.label).float().mean()
         total = weighted_total(losses, getattr(config, stage).lambdas, state.device)
         values = {"total": float(total), "acc": float(acc)}
@@ -239,10 +246,10 @@ def run_stage(config: TrainConfig, corpora: dict[str, Corpus], run_dir: Path, st
     elif (folder / "latest.pt").exists():
         raise UsageError(f"{folder} already has a checkpoint; pass --resume to continue it or choose another --out")
     steps = getattr(config, stage).steps
-    with progress_bar("{task.description}", "losses", disable=quiet or not state.world.main, console=None) as progress:
-        task = progress.add_task(stage, total=steps, completed=state.step, losses="")
+    with Ticker(stage, steps, disable=quiet or not state.world.main, every=config.log_every) as ticker:
+        ticker.update(state.step, skipped=True)  # a resumed run's steps so far took no time in this process
         try:
-            _loop(state, config, corpora, stage, folder, progress, task, steps)
+            _loop(state, config, corpora, stage, folder, ticker, steps)
         except KeyboardInterrupt:
             _checkpoint(state, folder, "latest.pt")
             raise
@@ -263,13 +270,13 @@ def _checkpoint(state: TrainState, folder: Path, name: str) -> None:
 
 
 def _loop(state: TrainState, config: TrainConfig, corpora: dict[str, Corpus], stage: str, folder: Path,
-          progress: Any, task: Any, steps: int) -> None:
+          ticker: Ticker, steps: int) -> None:
     start, log, main = time.perf_counter(), CsvLog(folder / "log.csv"), state.world.main
     if main:
         log.drop_after(state.step)
     for batch in batches(corpora["train"], config.data, state.world.seed(config.seed), state.step, steps):
         values = train_step(state, batch, config, stage)
-        progress.update(task, completed=state.step, losses=" ".join(f"{k}={v:.3f}" for k, v in values.items()))
+        ticker.update(state.step, "", " ".join(f"{k}={v:.3f}" for k, v in values.items()))
         if main and (state.step % config.log_every == 0 or state.step == steps):
             log.write({"step": state.step, "seconds": round(time.perf_counter() - start, 1),
                        "ranks": state.world.size, **values})
@@ -301,6 +308,12 @@ def _validate_and_keep_best(state: TrainState, config: TrainConfig, corpora: dic
 
 
 def write_run_files(run_dir: Path, config: TrainConfig, split: dict[str, list[str]]) -> None:
+    """The resolved config and the speaker split, each written whole or not at all (`run.check_run_files` has
+    made sure they replace only an earlier run's)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(config.to_json() + "\n")
-    (run_dir / "split.json").write_text(json.dumps(split, indent=2) + "\n")
+    for name, text in (("config.json", config.to_json()), ("split.json", json.dumps(split, indent=2))):
+        replace_file(run_dir / name, functools.partial(_write_text, text=text + "\n"))
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text)

@@ -7,8 +7,6 @@ The `prosody` variant adds par, pros (Stage I) and par, pros, ren (Stage II): pr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
@@ -17,10 +15,8 @@ from ainn_cli.models.recognizer import Recognizer
 from ainn_cli.prosody import Prosody
 from ainn_cli.train.augment import warp_factors, warp_mel
 from ainn_cli.train.data import Batch
+from ainn_cli.train.nets import LossSettings, Nets
 from ainn_cli.train.prosody_losses import channels, parallel_losses, read_pair, warped_content
-
-if TYPE_CHECKING:
-    from ainn_cli.train.nets import LossSettings, Nets
 
 RANK_SCALE = 10.0  # sharpens sigma(Rs(x_i) - Rs(x_j)); Rs lives in (0, 1)
 GAIN_NEPERS = 0.6  # recognizer stage: random level change of +-5 dB

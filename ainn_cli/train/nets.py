@@ -4,8 +4,9 @@
            [+ P (prosody predictor, prosody variant)] + probe (training only: the `dis` adversary)
            [+ critic (training only, when stage2's `adv` weight is set: critic.py)]
 
-`Nets.forward` returns a stage's named losses (losses.py, prosody_losses.py), so one call runs a
-whole training step and DistributedDataParallel can wrap it. `components()` is what a bundle keeps.
+The loss functions (losses.py, prosody_losses.py) read these modules; `objective.Objective` wraps them so
+that one forward call returns a stage's named losses (what DistributedDataParallel wraps). `components()` is
+what a bundle keeps.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from ainn_cli.models.content import ContentEncoder
@@ -23,9 +23,6 @@ from ainn_cli.models.predictor import ProsodyPredictor
 from ainn_cli.models.recognizer import Recognizer
 from ainn_cli.train.config import TrainConfig
 from ainn_cli.train.critic import Critic, CriticConfig
-from ainn_cli.train.data import Batch
-from ainn_cli.train.losses import recognizer_losses, stage1_losses, stage2_losses
-from ainn_cli.train.prosody_losses import envelope_losses, stage2_prosody_losses
 
 PROSODY_CHANNELS = 3  # ln f0, voicing, energy (pitch.prosody_inputs)
 PREDICTOR_VARIANTS = ("prosody", "reshape")  # the variants whose bundles carry a prosody predictor P
@@ -34,7 +31,7 @@ RECOGNIZER_STAGE = "recognizer"  # R alone, with augmentation: --stage recognize
 
 @dataclass(frozen=True)
 class LossSettings:
-    """The loss constants of a run (from TrainConfig), passed through `Nets.forward`."""
+    """The loss constants of a run (from TrainConfig), passed through `Objective.forward`."""
 
     variant: str = "paper"
     triplet_margin: float = 0.2
@@ -65,19 +62,6 @@ class Nets(nn.Module):
             nn.Linear(c.content_dim + c.timbre_dim, probe_width), nn.GELU(),
             nn.Linear(probe_width, len(recognizer.config.labels)),
         )
-
-    def forward(self, batch: Batch, stage: str, settings: LossSettings) -> dict[str, torch.Tensor]:
-        """The named losses of a stage (a forward pass, so DistributedDataParallel can wrap it)."""
-        if stage == "stage1":
-            return stage1_losses(self, batch, settings)
-        if stage == RECOGNIZER_STAGE:
-            return recognizer_losses(self, batch)
-        if settings.variant == "prosody":
-            return stage2_prosody_losses(self, batch, settings)
-        losses = stage2_losses(self, batch, settings)
-        if settings.variant == "reshape" and batch.parallel is not None:
-            losses.update(envelope_losses(self, batch.parallel))
-        return losses
 
     def components(self) -> dict[str, nn.Module]:
         parts: dict[str, nn.Module] = {"content_encoder": self.content, "emotion_encoder": self.emotion,

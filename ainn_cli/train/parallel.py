@@ -12,18 +12,29 @@ aligned f0 difference in time (`measure_contour`) its contour head.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from ainn_cli.prosody import Prosody, measure_change, speech_mask, speech_span
 
-if TYPE_CHECKING:
-    from ainn_cli.train.data import Utterance
-
 CEPSTRA = 20  # DCT coefficients of the log-mel used for alignment (c0, the loudness, left out)
+
+
+class Take(Protocol):
+    """What pairing reads of an utterance (`data.Utterance` has it; data.py imports this module, not back)."""
+
+    @property
+    def speaker(self) -> str: ...
+    @property
+    def emotion(self) -> str: ...
+    @property
+    def intensity(self) -> float: ...
+    @property
+    def take(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ def prosody_of(mel: np.ndarray, pitch: np.ndarray) -> Prosody:
     return Prosody.of(torch.from_numpy(mel).float()[None], torch.from_numpy(pitch).float()[None])
 
 
-def build_pairs(utterances: list[Utterance], mels: list[np.ndarray], pitches: list[np.ndarray]) -> list[Pair]:
+def build_pairs(utterances: Sequence[Take], mels: list[np.ndarray], pitches: list[np.ndarray]) -> list[Pair]:
     """Every emotional take that has a neutral take of the same speaker and sentence ("take")."""
     neutral = {(u.speaker, u.take): i for i, u in enumerate(utterances) if u.emotion == "neutral" and u.take}
     pairs = []

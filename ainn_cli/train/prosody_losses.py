@@ -22,11 +22,11 @@ from ainn_cli.prosody import CHANGES, Prosody, apply_change, reshape_mel, split_
 from ainn_cli.train.augment import warp_factors, warp_mel
 from ainn_cli.train.critic import critic_losses
 from ainn_cli.train.data import Batch, ParallelBatch
+from ainn_cli.train.nets import LossSettings, Nets
 
 if TYPE_CHECKING:
     from ainn_cli.models.content import Content
     from ainn_cli.models.recognizer import Recognition
-    from ainn_cli.train.nets import LossSettings, Nets
 
 
 def channels(prosody: Prosody) -> torch.Tensor:

@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import torch
 
 from ainn_cli.bundle_files import check_destination
+from ainn_cli.console import Ticker
 from ainn_cli.device import resolve_device
 from ainn_cli.errors import UsageError
-from ainn_cli.train.config import TrainConfig
-from ainn_cli.train.data import Corpus, build_corpus, load_source, split_speakers
+from ainn_cli.train.config import TrainConfig, resolve_sources
+from ainn_cli.train.data import (
+    Corpus,
+    Utterance,
+    build_corpus,
+    cache_key,
+    cached_mel,
+    cached_pitch,
+    load_source,
+    split_speakers,
+)
 from ainn_cli.train.distributed import World, init_world, shutdown
 from ainn_cli.train.export import export_bundle
+from ainn_cli.train.features import interruptible
 from ainn_cli.train.loop import STAGES, load_nets, run_stage, write_run_files
 from ainn_cli.train.nets import RECOGNIZER_STAGE, build_nets
 from ainn_cli.train.refit import refit_head, save_refit
 
 
-def load_corpora(config: TrainConfig) -> tuple[dict[str, Corpus], dict[str, list[str]]]:
-    utterances = [u for spec in config.data.sources for u in load_source(spec)]
-    split = split_speakers(utterances, config.data)
-    cache = Path(config.data.cache_dir)
-    labels = config.model.recognizer.labels
-    prosody = config.variant in ("prosody", "reshape")  # pitch and parallel pairs
-    corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache, prosody)
-               for part, speakers in split.items()}
+def load_corpora(config: TrainConfig, quiet: bool = True) -> tuple[dict[str, Corpus], dict[str, list[str]]]:
+    """The training sources' utterances split by speaker, each part's features computed (or read from the cache).
+    SIGTERM and Ctrl-C stop reading at once (`features.interruptible`)."""
+    with interruptible():
+        utterances = [u for spec in resolve_sources(config.data) for u in load_source(spec)]
+        split = split_speakers(utterances, config.data)
+        cache = Path(config.data.cache_dir)
+        labels = config.model.recognizer.labels
+        prosody = config.variant in ("prosody", "reshape")  # pitch and parallel pairs
+        cache_features([u for u in utterances if u.emotion in labels], cache, prosody, quiet)
+        corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache, prosody)
+                   for part, speakers in split.items()}
     return corpora, split
+
+
+def cache_features(utterances: list[Utterance], cache: Path, prosody: bool, quiet: bool) -> None:
+    """Compute the log-mel (and with `prosody` the pitch) of every file not in the feature cache yet, one progress
+    line per file in a log; the time left counts only files computed, not those found in the cache."""
+    with Ticker("features", len(utterances), disable=quiet) as ticker:
+        for utterance in utterances:
+            cached = (cache / f"{cache_key(utterance.path)}{'.pitch' if prosody else ''}.npy").is_file()
+            if not cached:
+                mel = cached_mel(utterance.path, cache)
+                if prosody:
+                    cached_pitch(utterance.path, mel.shape[1], cache)
+            ticker.advance(name=Path(utterance.path).name, note="cached" if cached else "", skipped=cached)
 
 
 def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, init: Path | None = None,
@@ -36,7 +66,7 @@ def train(config: TrainConfig, run_dir: Path, stages: tuple[str, ...] = STAGES, 
     torch.manual_seed(config.seed)
     world = init_world()
     device = _device(config.device, world)
-    corpora, split = load_corpora(config)
+    corpora, split = load_corpora(config, quiet or not world.main)
     if world.main:
         write_run_files(run_dir, config, split)
     checkpoint = init
@@ -59,6 +89,7 @@ def _check_run(config: TrainConfig, run_dir: Path, stages: tuple[str, ...], init
     destination that is not new, empty or an ainn bundle."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"{run_dir}: exists and is not a folder; give --out a run folder")
+    check_run_files(run_dir)
     starts = [init] if init is not None else []
     for stage in stages:
         if (run_dir / stage / "latest.pt").exists():
@@ -70,6 +101,37 @@ def _check_run(config: TrainConfig, run_dir: Path, stages: tuple[str, ...], init
         load_nets(build_nets(config), checkpoint)
     if export is not None:
         check_destination(export, overwrite=True, protect=(run_dir,))
+
+
+def check_run_files(run_dir: Path, inputs: tuple[Path | None, ...] = ()) -> None:
+    """The run files a run writes (config.json, split.json) replace only the files an earlier ainn run wrote there
+    (JSON with a run's keys), and never one of the run's own `inputs` (its config file, manifests, --init)."""
+    for name, keys in RUN_FILES.items():
+        file = run_dir / name
+        taken = next((given for given in inputs if given is not None and _same(file, given)), None)
+        if taken is not None:
+            raise UsageError(f"{file}: is one of this run's inputs ({taken}), and the run would write over it; "
+                             "choose another --out")
+        if (file.exists() or file.is_symlink()) and not _written_by_a_run(file, keys):
+            raise UsageError(f"{file}: exists and was not written by an ainn run, so it is not replaced; choose "
+                             "another --out")
+
+
+RUN_FILES = {"config.json": {"seed", "data", "model", "stage1", "stage2"}, "split.json": {"train", "val", "test"}}
+
+
+def _written_by_a_run(file: Path, keys: set[str]) -> bool:
+    try:
+        if not file.is_file() or file.stat().st_size > 1 << 20:
+            return False
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and keys <= set(data)
+
+
+def _same(file: Path, given: Path) -> bool:
+    return os.path.realpath(file) == os.path.realpath(given)
 
 
 def _device(spec: str, world: World) -> torch.device:
