@@ -18,6 +18,8 @@ per-frame array (15 MB for 3 hours).
 from __future__ import annotations
 
 import contextlib
+import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,15 +30,16 @@ import torch
 
 from ainn_cli.audio import HOP_LENGTH, N_MELS, SAMPLE_RATE, Audio
 from ainn_cli.audio_stream import AudioReader, AudioWriter
-from ainn_cli.chunks import FrameStore, retime_window, sounding_spans, spans
+from ainn_cli.chunks import FLOAT_BYTES, FrameStore, retime_window, sounding_spans, spans
 from ainn_cli.controls import Controls
 from ainn_cli.errors import BundleError, DeviceError, OutputError, UsageError
-from ainn_cli.files import reason
+from ainn_cli.files import first_existing, reason
 from ainn_cli.measure import MeasuredChange
 from ainn_cli.memory import release_memory
 from ainn_cli.pipeline import Pipeline, _described
 from ainn_cli.pitch import Pitch, energy, pitch_track, prosody_inputs, yin_pitch
 from ainn_cli.prosody import (
+    MAX_RATE_CHANGE,
     NEPER_TO_DB,
     Prosody,
     apply_change,
@@ -137,6 +140,7 @@ def convert_file(pipe: Pipeline, source: AudioReader, reference: Audio | None, o
     if strength is not None and not 0.0 <= strength <= 1.0:
         raise UsageError(f"strength must be between 0 and 1, got {strength}")
     steps = _Steps(progress)
+    _check_space(output, disk_needed(source.levels.samples, rate, getattr(pipe.content.config, "content_dim", 64)))
     with AudioWriter(output, rate, overwrite, on_limit) as writer, _scratch_space(output):
         src = read_source(pipe, source, output.parent, steps.part("read"))
         try:
@@ -156,6 +160,28 @@ def convert_file(pipe: Pipeline, source: AudioReader, reference: Audio | None, o
         output=output, reference=reading, emotion=label, strength=level, seconds=src.samples / SAMPLE_RATE,
         elapsed=time.perf_counter() - start,
         prosody=None if change is None else _described(change, length / max(src.samples, 1), target.contour))
+
+
+def disk_needed(samples: int, rate: int, content_dim: int) -> int:
+    """Bytes a stream of `samples` (at SAMPLE_RATE) may need beside its output at most: the mel, content and
+    converted mel stores, the waveform's scratch at `rate` and the output itself, at the longest duration a
+    prosody change allows (e^MAX_RATE_CHANGE; about 1 GB an hour in all at 22050 Hz)."""
+    stretch = math.exp(MAX_RATE_CHANGE)
+    frames = samples / HOP_LENGTH
+    stores = FLOAT_BYTES * frames * (N_MELS + stretch * (content_dim + N_MELS))
+    out = samples * stretch * rate / SAMPLE_RATE
+    return int(stores + out * (FLOAT_BYTES + 2))  # the scratch in float32, the output in 16 bits at most
+
+
+def _check_space(output: Path, needed: int) -> None:
+    """Refuse, before hours of work, a stream whose output folder has not the room for it."""
+    try:
+        free = shutil.disk_usage(first_existing((output.parent, *output.parents)) or Path(".")).free
+    except OSError:
+        return  # the writer will say what is wrong with the folder
+    if free < needed:
+        raise OutputError(f"{output}: a stream of this length needs up to {needed / 1e9:.1f} GB in its folder "
+                          f"(frames on the way and the output), and {free / 1e9:.1f} GB are free")
 
 
 @contextlib.contextmanager

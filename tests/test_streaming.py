@@ -231,3 +231,17 @@ def test_a_stream_that_cannot_write_leaves_nothing(tiny_bundle: Path, tmp_path: 
                                       "--quiet"])
     line = one_line(result, 1, "out.wav: cannot write (No space left on device)")
     assert line and sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
+
+
+def test_a_stream_without_room_for_it_is_refused_before_it_starts(tiny_bundle: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    sf.write(tmp_path / "long.wav", speech(STREAM_SECONDS + 5), SAMPLE_RATE)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    result = CliRunner().invoke(app, ["convert", str(tmp_path / "long.wav"), "--emotion", "sad", "-o",
+                                      str(tmp_path / "out.wav"), "--model", str(tiny_bundle), "--device", "cpu"])
+    one_line(result, 1, "out.wav: a stream of this length needs up to 0.0", "GB are free")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
