@@ -117,6 +117,7 @@ def read_source(pipe: Pipeline, reader: AudioReader, folder: Path, progress: Pro
             energies.append(energy(mel.float()))
             if chunk.yin is not None:
                 measures.append(chunk.yin)
+            release_memory()
             progress(chunk.stop / max(stream.expected_frames, chunk.stop))
     except BaseException:
         store.close()
@@ -272,9 +273,7 @@ class _Render:
     def run(self, writer: AudioWriter, length: int, steps: _Steps) -> None:
         try:
             content, timbre = self.encode(steps.part("encode"))
-            release_memory()  # each pass's tensors have their own sizes: give the freed ones back
             out, shift = self.generate(content, timbre, steps.part("render"))
-            release_memory()
             self.vocode(out, shift, writer, length, steps.part("vocode"))
         finally:
             for store in self.stores:
@@ -290,6 +289,7 @@ class _Render:
             if content is None:
                 content = self.store(part.shape[1])
             content.append(part[..., span.start - span.lo : span.stop - span.lo])
+            release_memory()
             progress(span.stop / frames)
         assert content is not None and timbre is not None  # a stream has at least one frame
         return content, timbre
@@ -310,6 +310,7 @@ class _Render:
                 have.append(energy(mel.float()))
                 want.append(energy(like.float()))
             out.append(mel)
+            release_memory()  # each chunk's freed pages back to the system: hours must not fragment the heap
             progress(span.stop / self.length)
         return out, self._shift(have, want)
 
@@ -344,6 +345,7 @@ class _Render:
             for span in spans(stop - start, self.chunk, self.pipe.vocoder_context):
                 wave = self.pipe.vocoder(final(start + span.lo, start + span.hi))[0]
                 sink.write(wave[(span.start - span.lo) * HOP_LENGTH : (span.stop - span.lo) * HOP_LENGTH])
+                release_memory()
                 progress((start + span.stop) / frames)
             cursor = stop
         sink.zeros((frames - cursor) * HOP_LENGTH)

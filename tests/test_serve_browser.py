@@ -191,7 +191,7 @@ def test_hostile_uploads_get_a_message_on_the_page_and_leave_nothing(browser: An
         page.evaluate(f"document.querySelector('#{box}-message').textContent = ''")
         page.set_input_files(f"#{box}-file", files)
         page.wait_for_function(f"() => document.querySelector('#{box}-message').textContent !== ''", timeout=60_000)
-        return page.inner_text(f"#{box}-message")
+        return str(page.inner_text(f"#{box}-message"))
 
     audio = SOURCE.read_bytes()
     huge = tmp_path / "huge.wav"
