@@ -171,8 +171,10 @@ def strength(
 ) -> None:
     """Read the emotion, its strength (0 neutral to 1 full-blown) and where in time it sits (cue M).
 
-    The default model learnt emotions from acted studio speech (RAVDESS): it reads neutral read speech,
-    such as an audiobook, as emotional (mostly angry), so trust it on acted speech, not on narration.
+    The default reads with Whisper tiny.en's frozen encoder and a classifier fitted on four corpora
+    (acted English and German, Urdu talk shows, read audiobooks). On speakers it never heard it names
+    the category of 5 clips in 10 (Urdu talk shows) to 8 in 10 (German acting) and reads held-out
+    audiobook narration as neutral; strength is 1 - P(neutral).
 
     Examples:
 

