@@ -28,12 +28,12 @@ MATPLOTLIB_HINT = "pip install matplotlib (or, in the ainn checkout, pip install
 
 
 def sparkline(values: tuple[float, ...] | np.ndarray, width: int = 60) -> str:
-    """Values in [0, 1] resampled to `width` columns of block characters (max within each column)."""
+    """Values in [0, 1] resampled to `width` columns of block characters (the mean within each column)."""
     data = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
     if data.size == 0:
         return ""
     edges = np.linspace(0, data.size, min(width, data.size) + 1).astype(int)
-    columns = [data[a:max(b, a + 1)].max() for a, b in zip(edges[:-1], edges[1:])]
+    columns = [data[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])]
     return "".join(BLOCKS[min(int(v * len(BLOCKS)), len(BLOCKS) - 1)] for v in columns)
 
 
@@ -186,8 +186,8 @@ def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str
         [ log-mel (80, T), time x mel bin ][colour bar]  [ probability per class ]
         [ cue M, 0..1 on its own axis     ]
     Mel pixel j spans frame j's hop, so the cue's value j is drawn at the pixel's centre, (j + 0.5) / frame rate.
-    A long recording's mel comes averaged over `step` frames per column, and its cue is shown as the largest
-    value of every `cue_step` (at most PLOT_POINTS points): the figure costs the same for a minute or for hours.
+    A long recording's mel comes averaged over `step` frames per column, and its cue is shown as the mean of
+    every `cue_step` values (at most PLOT_POINTS points): the figure costs the same for a minute or for hours.
     """
     plt = pyplot("--plot")
     fig, axes = plt.subplot_mosaic([["mel", "prob"], ["cue", "prob"]], figsize=(11, 4.5), layout="constrained",
@@ -213,11 +213,12 @@ def plot_reading(out: Path, mel: np.ndarray, reading: StrengthReading, name: str
 
 
 def cue_points(cue: tuple[float, ...], frame_rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """The cue's points to draw: every value, or for more than PLOT_POINTS the largest of each group of `cue_step`,
+    """The cue's points to draw: every value, or for more than PLOT_POINTS the mean of each group of `cue_step`,
     at the group's centre (seconds)."""
     values = np.asarray(cue, dtype=np.float32)
     cue_step = max(1, -(-values.size // PLOT_POINTS))
     groups = -(-values.size // cue_step)
-    padded = np.pad(values, (0, groups * cue_step - values.size), constant_values=-np.inf)
-    tops = padded.reshape(groups, cue_step).max(axis=1) if values.size else values
-    return (np.arange(groups) * cue_step + 0.5 * cue_step) / frame_rate, tops
+    starts = np.arange(groups) * cue_step
+    stops = np.minimum(starts + cue_step, values.size)
+    means = np.add.reduceat(values, starts) / (stops - starts) if values.size else values
+    return (starts + stops) / 2 / frame_rate, means

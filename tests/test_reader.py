@@ -208,3 +208,21 @@ def test_corpora_read_labels_speakers_and_splits_from_names(tmp_path: Path) -> N
     (tmp_path / "urdu" / "Happy").mkdir()
     found = {c.speaker: (c.label, c.split) for c in urdu(tmp_path / "urdu")}
     assert found == {"SM4": ("angry", "test"), "SF9": ("neutral", "train"), "SM26": ("sad", "train")}
+
+
+def test_a_long_cue_is_shown_as_column_means_not_peaks() -> None:
+    """A neutral hour with a few emotional moments must not look emotional throughout."""
+    from ainn_cli.display import BLOCKS, PLOT_POINTS, cue_points, sparkline
+    from ainn_cli.serve.views import reading_summary
+
+    cue = np.zeros(50 * 3600, dtype=np.float32)  # an hour at 50 values a second
+    cue[::100] = 1.0  # one emotional frame every 2 s
+    assert set(sparkline(cue)) == {BLOCKS[0]}
+    times, points = cue_points(tuple(cue.tolist()), 50.0)
+    assert len(points) <= PLOT_POINTS and float(points.max()) < 0.05
+    np.testing.assert_allclose(points.mean(), cue.mean(), rtol=1e-3)
+    assert times[0] > 0 and times[-1] < 3600
+    from ainn_cli.results import StrengthReading
+
+    summary = reading_summary(StrengthReading("neutral", {"neutral": 1.0}, 0.0, tuple(cue.tolist()), 3600.0, 50.0))
+    assert max(summary["cue"]) < 0.05

@@ -87,11 +87,11 @@ def strength_outcome(reading: StrengthReading, recording: Named) -> Outcome:
 
 def reading_summary(reading: StrengthReading) -> dict[str, Any]:
     """A reading rounded as `ainn strength --json` rounds it, with the cue M cut to PICTURE_COLUMNS points
-    (the largest value within each)."""
+    (the mean within each)."""
     return {"label": reading.label, "strength": round(reading.strength, 4),
             "probabilities": {k: round(v, 4) for k, v in reading.probabilities.items()},
             "seconds": round(reading.seconds, 3), "frame_rate": reading.frame_rate,
-            "cue": [round(float(v), 3) for v in _peaks(np.asarray(reading.cue, dtype=np.float32))]}
+            "cue": [round(float(v), 3) for v in _column_means(np.asarray(reading.cue, dtype=np.float32))]}
 
 
 def picture(wave: np.ndarray) -> dict[str, Any]:
@@ -116,12 +116,12 @@ def _edges(frames: int) -> np.ndarray:
     return edges
 
 
-def _peaks(values: np.ndarray) -> np.ndarray:
-    """`(T,)` values cut to at most PICTURE_COLUMNS columns, each the largest value within it."""
+def _column_means(values: np.ndarray) -> np.ndarray:
+    """`(T,)` values cut to at most PICTURE_COLUMNS columns, each the mean of the values within it."""
     if values.size == 0:
         return values
     edges = _edges(values.size)
-    return np.array([values[a:b].max() for a, b in zip(edges[:-1], edges[1:])], dtype=np.float32)
+    return np.array([values[a:b].mean() for a, b in zip(edges[:-1], edges[1:])], dtype=np.float32)
 
 
 def _voiced_median(f0: np.ndarray, voiced: np.ndarray) -> float:
