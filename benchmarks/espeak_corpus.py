@@ -1,9 +1,9 @@
 """Synthetic neutral read speech from espeak-ng, for content coverage beyond RAVDESS's two sentences.
 
-    python -m benchmarks.espeak_corpus OUT_DIR [--train 400] [--ravdess ../shared/data/ravdess]
+    python -m benchmarks.espeak_corpus OUT_DIR [--train 400] [--ravdess DATA_ROOT/ravdess]
 
 RAVDESS has two sentences; a content encoder that only hears them garbles other words (see
-../shared/data/README.md). espeak-ng (Debian package `espeak-ng`, GPL-3 program; its output is
+the project's data notes). espeak-ng (Debian package `espeak-ng`, GPL-3 program; its output is
 ours to use) speaks any text, so it gives neutral speech with wide phonetic coverage. It is robotic,
 so it is clearly labelled synthetic (speaker names `espeak_*`) and kept a minority of the picks.
 

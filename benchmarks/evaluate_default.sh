@@ -7,10 +7,10 @@
 # WORLD Harvest for the prosody table (eval), resemblyzer similarity (speaker). With espeak-ng installed
 # it also scores WER on sentences outside RAVDESS (benchmarks/espeak_corpus.py). About 40 min on 2 cores.
 set -euo pipefail
-ravdess=${1:-../shared/data/ravdess}
+ravdess=${1:-${AINN_DATA:-data}/ravdess}
 out=${2:-eval-results}
 model=${3:-default}
-librispeech=${4:-../shared/data/librispeech_subset}
+librispeech=${4:-${AINN_DATA:-data}/librispeech}
 judges=benchmarks/judges
 has() { python -c "import $1" 2> /dev/null; }
 python -m benchmarks.ravdess_pairs "$ravdess" "$out/pairs"

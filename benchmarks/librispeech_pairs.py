@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ainn_cli.audio import SAMPLE_RATE, read_audio, write_wav
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.eval.scoring import whisper_transcriber
 from benchmarks.ravdess_pairs import EMOTIONS, ravdess_file
 
@@ -39,8 +40,8 @@ def cut(wave: np.ndarray, seconds: float = MAX_SECONDS) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--librispeech", type=Path, default=Path("../shared/data/librispeech_subset"))
-    parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
+    parser.add_argument("--librispeech", type=Path, default=data_root() / "librispeech")
+    parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess")
     parser.add_argument("--readers", nargs="+", default=list(READERS))
     args = parser.parse_args()
     transcribe = whisper_transcriber({}, [])

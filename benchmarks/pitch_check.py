@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ainn_cli.audio import HOP_LENGTH, SAMPLE_RATE, read_audio
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.pitch import F0_MAX, F0_MIN, yin
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
-    parser.add_argument("--librispeech", type=Path, default=Path("../shared/data/librispeech_subset"))
+    parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess")
+    parser.add_argument("--librispeech", type=Path, default=data_root() / "librispeech")
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

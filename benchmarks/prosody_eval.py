@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ainn_cli.audio import read_audio
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.eval.metrics import f0_world
 from ainn_cli.mel import log_mel
 from ainn_cli.pipeline import Pipeline, load_pipeline
@@ -168,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--model", default=None, help="bundle folder or name (default: the embedded default)")
-    parser.add_argument("--ravdess", type=Path, default=Path("../shared/data/ravdess"))
+    parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess")
     parser.add_argument("--actors", nargs="+", default=["23", "24"])
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (a quick look)")
     parser.add_argument("--tracker", choices=sorted(TRACKERS), default="harvest",

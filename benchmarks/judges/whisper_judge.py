@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ainn_cli.corpora.sources import data_root
 from ainn_cli.emotions import LABELS, canonical
 from ainn_cli.eval import metrics
 from ainn_cli.eval.scoring import WHISPER_RATE, whisper_model
@@ -291,13 +292,13 @@ def judge_parser(description: str | None, fit_help: str, table: str,
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help=fit_help)
-    fit.add_argument("--data", type=Path, default=Path("../shared/data/ravdess"))
+    fit.add_argument("--data", type=Path, default=data_root() / "ravdess")
     fit.add_argument("--out", type=Path, default=Path("benchmarks/judges/whisper"))
     score = sub.add_parser("score", help=score_help)
     score.add_argument(table, type=Path)
     score.add_argument("--model", default="default", help="ainn bundle that converts (default: the embedded one)")
     score.add_argument("--judge", type=Path, default=Path("benchmarks/judges/whisper"))
-    score.add_argument("--data", type=Path, default=Path("../shared/data/ravdess"))
+    score.add_argument("--data", type=Path, default=data_root() / "ravdess")
     score.add_argument("--out", type=Path, required=True, help="folder for the converted wavs and the report")
     return parser, score
 
