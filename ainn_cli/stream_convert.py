@@ -330,6 +330,14 @@ class _Render:
             return None
         return energy_shift(torch.cat(have, dim=-1), torch.cat(want, dim=-1), louder=mode == "match")
 
+    def _vocode_chunk(self) -> int:
+        """Frames HiFi-GAN gets at once: one of its tiles with its context where it tiles (the CPU), so the progress
+        moves every few seconds of audio at no cost (the tiled vocoder cuts a longer span into such tiles anyway)."""
+        tile = getattr(self.pipe.vocoder, "tile", None)
+        if not isinstance(tile, int):
+            return self.chunk
+        return max(1, min(self.chunk, tile - 2 * self.pipe.vocoder_context))
+
     def vocode(self, out: FrameStore, shift: torch.Tensor | None, writer: AudioWriter, length: int,
                progress: Progress) -> None:
         """`Renderer.vocode`: silence spans from the final mel's energy, then HiFi-GAN span by span."""
@@ -345,7 +353,7 @@ class _Render:
         cursor = 0
         for start, stop in sounding_spans(loudness, SILENCE_DB / NEPER_TO_DB, self.pipe.vocoder_context + 1):
             sink.zeros((start - cursor) * HOP_LENGTH)
-            for span in spans(stop - start, self.chunk, self.pipe.vocoder_context):
+            for span in spans(stop - start, self._vocode_chunk(), self.pipe.vocoder_context):
                 wave = self.pipe.vocoder(final(start + span.lo, start + span.hi))[0]
                 sink.write(wave[(span.start - span.lo) * HOP_LENGTH : (span.stop - span.lo) * HOP_LENGTH])
                 release_memory()
