@@ -21,7 +21,7 @@ import soxr
 from ainn_cli.errors import AudioError, OutputError, UsageError
 from ainn_cli.files import KeptErrors, atomic_output, check_writable, reason, short_reason
 
-# The official HiFi-GAN V1 front end (see ../shared/AINN.md, "Features").
+# The official HiFi-GAN V1 front end (its config_v1.json: 22050 Hz, 1024-point STFT, hop 256, 80 mels to 8 kHz).
 SAMPLE_RATE = 22050  # Hz
 N_FFT = 1024  # samples, also the window length
 HOP_LENGTH = 256  # samples per mel frame (~11.6 ms)
