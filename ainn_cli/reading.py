@@ -1,6 +1,6 @@
 """A recording's emotion as the reader (`models/reader.py`) reads it: category, strength and cue over time.
 
-    samples (N,) at 22050 Hz --speech_encoder.encode--> states (T, 384), speech mask (T,)   (30 s at a time)
+    samples (N,) at 22050 Hz --speech_encoder.encode--> states (T, D), speech mask (T,)   (30 s at a time)
         --Reader--> logits (K,), strength = 1 - P(neutral), cue (T,) at 50 per second
 
 Long recordings are encoded 30 s at a time and the reader's frame logits summed as they come, so memory
@@ -41,7 +41,7 @@ def read_windows(reader: Reader, windows: Iterable[tuple[np.ndarray, float]], se
     total = torch.zeros(len(reader.config.labels), dtype=torch.float64)
     count, cues = 0, []
     for window, done in windows:
-        states = speech_encoder.encode_window(window)
+        states = speech_encoder.encode_window(window, reader.config.layers)
         speech = speech_encoder.speech_mask(window, len(states), reader.config.speech_db)
         z = reader.frame_logits(torch.from_numpy(states).to(device, reader.center.dtype).unsqueeze(0))[0]
         keep = torch.from_numpy(speech).to(device) if speech.any() else torch.ones(len(states), dtype=torch.bool)

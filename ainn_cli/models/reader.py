@@ -6,7 +6,8 @@
         cue M (B, T)   = 1 - softmax(smoothed z)[neutral]         (where the emotion sits in time)
 
 R (`recognizer.py`) reads log-mels and was fitted on one corpus; the reader reads the states of Whisper
-tiny.en's encoder (`ainn_cli/speech_encoder.py`, frozen, never trained here) and is a per-frame
+tiny.en's encoder (`ainn_cli/speech_encoder.py`, frozen, never trained here; `layers` says after which
+blocks) and is a per-frame
 classifier fitted on several corpora (`train/fit_reader.py`): a multinomial logistic regression
 (`hidden` 0) or a one-hidden-layer MLP applied to each frame. The utterance's logits are the mean of the
 frames' logits, so each frame's logits are its share of the utterance's: the cue is a class activation
@@ -29,9 +30,10 @@ CUE_SMOOTHING = 101  # encoder states (50 per second): the cue is read over ~2 s
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    dim: int = 384  # state width of the encoder
+    dim: int = 384  # width of the states it reads: the encoder's 384 per layer read
     labels: tuple[str, ...] = LABELS
     encoder: str = "whisper-tiny.en"  # whose states it reads (speech_encoder.py)
+    layers: tuple[int, ...] = (4,)  # after which of the encoder's blocks (1..4; 4 is its output), side by side
     speech_db: float = 35.0  # frames this far under a window's loudest one are not speech: not pooled
     hidden: int = 0  # width of the per-frame MLP's hidden layer; 0: a linear classifier on the states
 
