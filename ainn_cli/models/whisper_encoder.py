@@ -7,7 +7,7 @@
 `states(mel, layers)` returns the states after the blocks listed (1..L), side by side `(B, T50, D * n)`,
 running no block past the deepest one asked for. The reader reads the middle blocks of tiny.en (2 and 3
 of 4): they held the emotion better than the output on the validation speakers of four corpora
-(docs/cross_corpus.md). The weights come from a CTranslate2 file (`from_ct2` maps its names); nothing
+(docs/cross_corpus.md). The weights come from a CTranslate2 file (`ct2_names` maps its names); nothing
 here is ever trained.
 """
 
@@ -86,8 +86,8 @@ class WhisperEncoder(nn.Module):
         return self.states(mel, [self.config.blocks])
 
 
-def from_ct2(variables: dict[str, np.ndarray], config: WhisperEncoderConfig) -> dict[str, torch.Tensor]:
-    """This module's state dict from a CTranslate2 Whisper model's `encoder/...` variables (float32)."""
+def ct2_names(config: WhisperEncoderConfig) -> dict[str, str]:
+    """This module's parameter and buffer names -> a CTranslate2 Whisper model's (under `encoder/`)."""
     names = {"conv1.weight": "conv1/weight", "conv1.bias": "conv1/bias", "conv2.weight": "conv2/weight",
              "conv2.bias": "conv2/bias", "positions": "position_encodings/encodings", "norm.weight": "layer_norm/gamma",
              "norm.bias": "layer_norm/beta"}
@@ -99,6 +99,12 @@ def from_ct2(variables: dict[str, np.ndarray], config: WhisperEncoderConfig) -> 
             norm = ours.endswith("norm")
             names[f"blocks.{i}.{ours}.weight"] = f"layer_{i}/{theirs}/{'gamma' if norm else 'weight'}"
             names[f"blocks.{i}.{ours}.bias"] = f"layer_{i}/{theirs}/{'beta' if norm else 'bias'}"
+    return names
+
+
+def from_ct2(variables: dict[str, np.ndarray], config: WhisperEncoderConfig) -> dict[str, torch.Tensor]:
+    """This module's state dict from a CTranslate2 Whisper model's `encoder/...` variables (float32)."""
+    names = ct2_names(config)
     missing = sorted(f"encoder/{v}" for v in names.values() if f"encoder/{v}" not in variables)
     if missing:
         raise KeyError(f"the CTranslate2 file lacks {missing[:5]}{' ...' if len(missing) > 5 else ''}")

@@ -46,6 +46,7 @@ from ainn_cli.audio import SAMPLE_RATE, read_audio
 from ainn_cli.bundle import add_component
 from ainn_cli.corpora.sources import data_root
 from ainn_cli.models.reader import Reader, ReaderConfig
+from ainn_cli.models.whisper_encoder import WhisperEncoderConfig
 from ainn_cli.train.emotional_corpora import LICENCES, Clip, load
 
 CORPORA = ("ravdess", "librispeech", "emodb", "urdu")
@@ -77,8 +78,7 @@ def copy_bundle(bundle: Path, out: Path) -> Path:
 def speech_frames(clip: Clip, cache: Path, config: ReaderConfig) -> np.ndarray:
     """Encoder states `(T, D)` (fp16) of the clip's speech frames, cached by path, size, mtime and layers."""
     stat = clip.path.stat()
-    layers = "" if config.layers == speech_encoder.OUTPUT else f"|{config.layers}"  # output: the older entries
-    key = hashlib.sha1(f"{clip.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config.speech_db}{layers}"
+    key = hashlib.sha1(f"{clip.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config.speech_db}|{config.layers}"
                        .encode()).hexdigest()
     file = cache / f"frames-{key}.npy"
     if file.is_file():
@@ -231,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     clips = load(*(corpus_folder(name, getattr(args, name)) for name in CORPORA))
     target = args.bundle if args.out is None else copy_bundle(args.bundle, args.out)
     layers = tuple(args.layers)
-    if not layers or not all(1 <= n <= 4 for n in layers):
-        parser.error(f"--layers: blocks of Whisper tiny.en's encoder are 1 to 4, got {args.layers}")
+    blocks = WhisperEncoderConfig().blocks
+    if not layers or not all(1 <= n <= blocks for n in layers):
+        parser.error(f"--layers: blocks of Whisper tiny.en's encoder are 1 to {blocks}, got {args.layers}")
     config = ReaderConfig(dim=speech_encoder.DIM * len(layers), layers=layers)
     frames = [torch.from_numpy(speech_frames(c, args.cache, config)) for c in clips]
     tried = {}
