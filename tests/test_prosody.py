@@ -438,3 +438,37 @@ def test_match_energy_gives_g_s_output_the_asked_loudness(tmp_path: Path, streng
     lowered = _g_output(_pipeline_with_predictor(tmp_path, match_energy="lower"), source, emotion="angry",
                         strength=strength)
     assert loudness(lowered) == pytest.approx(min(loudness(drifting), loudness(given[0])), abs=1e-3)
+
+
+def test_pairs_of_a_peak_normalised_corpus_keep_the_source_s_level() -> None:
+    """EmoDB's copy is peak-normalised clip by clip: its angry take 6 dB down is not what the actor did."""
+    from ainn_cli.prosody import CHANGES
+    from ainn_cli.train.data import Corpus, Utterance, parallel_batch
+    from ainn_cli.train.parallel import build_pairs
+    from tests.conftest import tone
+
+    neutral = log_mel(torch.from_numpy(tone(1.0, f0=140.0)))[0].numpy()
+    angry = log_mel(torch.from_numpy(tone(1.0, f0=180.0) * 0.5))[0].numpy()
+    pitches = [np.stack([np.full(m.shape[1], np.log(f)), np.ones(m.shape[1])]).astype(np.float32)
+               for m, f in ((neutral, 140.0), (angry, 180.0))]
+    for corpus, level_kept in (("emodb", True), ("ravdess", False)):
+        takes = [Utterance("n.wav", f"{corpus}_01", "neutral", 0.0, take="a01-1"),
+                 Utterance("a.wav", f"{corpus}_01", "angry", 1.0, take="a01-1")]
+        (pair,) = build_pairs(takes, [neutral, angry], pitches)
+        energy = pair.change[CHANGES.index("energy_shift")]
+        assert (abs(energy) < 1e-5) == level_kept and (pair.gain != 0) == level_kept
+        assert pair.change[CHANGES.index("log_f0_shift")] > 0.2  # the pitch change is kept either way
+        frames = neutral.shape[1]  # the whole take: no random window
+        batch = parallel_batch(Corpus(takes, [neutral, angry], ("neutral", "angry"), pitches, [pair]), frames, 1,
+                               np.random.default_rng(0))
+        shift = float((batch.target - torch.from_numpy(angry[:, pair.warp][None])).mean())
+        assert shift == pytest.approx(pair.gain, abs=1e-4)  # the aligned target carries the gain (0: as it was)
+
+
+def test_the_prosody_fit_leaves_out_changes_it_does_not_know() -> None:
+    from ainn_cli.train.fit_prosody import masked_loss
+
+    predicted, target = torch.zeros(2, 4), torch.tensor([[1.0, 1.0, 5.0, 5.0], [1.0, 1.0, 1.0, 1.0]])
+    known = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    assert float(masked_loss(predicted, (target, known))) == pytest.approx(0.95)
+    assert float(masked_loss(predicted, (target,))) > 0.95 * 2

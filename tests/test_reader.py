@@ -192,8 +192,11 @@ def test_the_result_line_says_what_was_measured() -> None:
 
 
 def test_corpora_read_labels_speakers_and_splits_from_names(tmp_path: Path) -> None:
-    from ainn_cli.train.emotional_corpora import emodb, urdu
+    from ainn_cli.train.emotional_corpora import emodb, split_of, urdu
 
+    assert [split_of(s) for s in ("emodb_03", "emodb_09", "emodb_12", "ravdess_23", "ravdess_01", "libri_83",
+                                  "esd_0011", "emodb")] == ["val", "train", "test", "test", "train", "val",
+                                                            "train", "train"]
     folder = tmp_path / "emodb"
     folder.mkdir()
     for name in ("03a01Wa", "03a01Nc", "12b02Tb", "16a05Fa", "09a01Ab", "x"):  # A (fear) and a stray name skipped

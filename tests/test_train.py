@@ -229,6 +229,26 @@ def test_layouts_and_speaker_split(tmp_path: Path) -> None:
     assert split == {"train": ["esd_0011"], "val": ["esd_0012"], "test": ["esd_0013"]}
 
 
+def test_emodb_s_original_names_make_parallel_takes_and_repeat_weighs_a_corpus(tmp_path: Path) -> None:
+    from ainn_cli.errors import UsageError
+    from ainn_cli.train.data import repeated
+
+    (tmp_path / "emodb").mkdir()
+    for name in ("09a01Nc", "09a01Wa", "09a01Tb", "09b02Fd", "09a01Ab"):  # A (fear) is not one of our labels
+        sf.write(tmp_path / "emodb" / f"{name}.wav", tone(0.3), 16000)
+    takes = {Path(u.path).stem: (u.speaker, u.emotion, u.intensity, u.take)
+             for u in load_source(f"emodb:{tmp_path / 'emodb'}")}
+    assert takes == {"09a01Nc": ("emodb_09", "neutral", 0.0, "a01-1"), "09a01Wa": ("emodb_09", "angry", 1.0, "a01-1"),
+                     "09a01Tb": ("emodb_09", "sad", 1.0, "a01-1"), "09b02Fd": ("emodb_09", "happy", 1.0, "b02-1")}
+    cfg = load_config(None, ["data.repeat={ emodb_sad = 3, emodb_angry = 2 }"])
+    rows = repeated(load_source(f"emodb:{tmp_path / 'emodb'}"), cfg.data.repeat)
+    assert [Path(u.path).stem for u in rows] == ["09a01Nc", "09a01Tb", "09a01Tb", "09a01Tb", "09a01Wa", "09a01Wa",
+                                                 "09b02Fd"]
+    for bad in ("{ emodb_sad = 1.5 }", "{ emodb_sad = 0 }", "{ sad = 2 }"):
+        with pytest.raises(UsageError, match="data.repeat"):
+            load_config(None, [f"data.repeat={bad}"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_saves_latest_and_exits_130(manifest: Path, tmp_path: Path, sig: signal.Signals) -> None:

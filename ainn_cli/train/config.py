@@ -27,7 +27,7 @@ RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
     ("data.n_val", (0, 10_000)), ("data.n_test", (0, 10_000)), ("*.steps", (0, 100_000_000)),
     ("*.lr", (1e-12, 1.0)), ("grad_clip", (1e-9, 1e9)), ("seed", (0, 2**32 - 1)), ("*_every", (1, 100_000_000)),
     ("val_batches", (1, 1_000_000)), ("probe_width", (1, 65_536)),
-    ("critic_lr_scale", (1e-6, 1e6)), ("*.weight_decay", (0.0, 1.0)),
+    ("critic_lr_scale", (1e-6, 1e6)), ("data.repeat.*", (1, 1000)), ("*.weight_decay", (0.0, 1.0)),
 )
 # the paper's three ablation rows (full model, Stage I without the cue, rec + cls only), the explicit-prosody
 # model (G renders a contour) and `reshape` (the paper model after the prosody predictor's DSP, G fine-tuned on
@@ -50,6 +50,8 @@ class DataConfig:
     batch_size: int = 16
     workers: int = 1
     cache_dir: str = ".cache/ainn-features"
+    # training rows of CORPUS_EMOTION (the speaker name's prefix: emodb_sad) repeated so many times, whole numbers
+    repeat: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ def resolve_sources(data: DataConfig) -> tuple[str, ...]:
         if sep and kind in ("ravdess", "librispeech") and not path.exists():
             raise UsageError(f"data source {spec!r}: {path} does not exist; download it with `ainn data {kind} "
                              f"{path}`, or point --data-root (or AINN_DATA) at the folder that holds {where}")
+        if sep and kind == "emodb" and not path.is_dir():
+            raise UsageError(f"data source {spec!r}: {path} is not a folder; it holds EmoDB's wav files under their "
+                             "original names (e.g. the wav/ folder of github.com/sylaschacko/voice-emotion-analysis)")
         resolved.append(f"{kind}:{path}" if sep else spec)
     return tuple(resolved)
 
@@ -193,6 +198,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UsageError(f"config key model.recognizer.labels: must be neutral then emotions, got {list(labels)}")
     if not config.data.sources:
         raise UsageError("config key data.sources: no data sources")
+    for key, times in config.data.repeat.items():
+        if times != int(times) or "_" not in key:
+            raise UsageError(f"config key data.repeat.{key}: a whole number of times for a CORPUS_EMOTION key "
+                             f"(e.g. emodb_sad = 6), got {times}")
     modules = {config_cls: module_cls for config_cls, module_cls in COMPONENTS.values()}
     for part in dataclasses.fields(config.model):
         component, where = getattr(config.model, part.name), f"config key model.{part.name}"

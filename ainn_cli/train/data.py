@@ -21,6 +21,7 @@ from ainn_cli.audio import AUDIO_SUFFIXES
 from ainn_cli.emotions import canonical
 from ainn_cli.errors import UsageError
 from ainn_cli.train.config import DataConfig
+from ainn_cli.train.emotional_corpora import emodb
 from ainn_cli.train.features import Features, interruptible
 from ainn_cli.train.features import cache_key as cache_key  # the feature cache lives in features.py
 from ainn_cli.train.features import cached_mel as cached_mel
@@ -30,6 +31,7 @@ from ainn_cli.train.parallel import Pair, build_pairs
 MAX_MANIFEST_BYTES = 256 << 20  # a manifest of a million rows is about 100 MB
 RAVDESS_CODES = {"01": "neutral", "03": "happy", "04": "sad", "05": "angry", "08": "surprise"}
 INTENSITY = {"neutral": 0.0, "normal": 0.5, "strong": 1.0}
+SOURCE_KINDS = ("manifest", "ravdess", "esd", "librispeech", "emodb")
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,11 @@ class Utterance:
 
 
 def load_source(spec: str) -> list[Utterance]:
-    """`kind:path` with kind manifest (CSV), ravdess (folder) or esd (folder)."""
+    """`kind:path` with kind manifest (CSV), ravdess, esd, librispeech or emodb (folders)."""
     kind, sep, where = spec.partition(":")
-    if not sep or kind not in {"manifest", "ravdess", "esd", "librispeech"}:
-        raise UsageError(f"data source {spec!r}: use manifest:FILE.csv, ravdess:DIR, esd:DIR or librispeech:DIR")
+    if not sep or kind not in SOURCE_KINDS:
+        raise UsageError(f"data source {spec!r}: use manifest:FILE.csv, ravdess:DIR, esd:DIR, librispeech:DIR or "
+                         "emodb:DIR")
     path = Path(where).expanduser()
     if not path.exists():
         raise UsageError(f"data source {spec!r}: {path} does not exist")
@@ -57,7 +60,8 @@ def load_source(spec: str) -> list[Utterance]:
     if kind == "manifest" and path.stat().st_size > MAX_MANIFEST_BYTES:
         raise UsageError(f"data source {spec!r}: {path} is more than {MAX_MANIFEST_BYTES >> 20} MiB; is it a "
                          "manifest?")
-    loader = {"manifest": _manifest, "ravdess": _ravdess, "esd": _esd, "librispeech": _librispeech}[kind]
+    loader = {"manifest": _manifest, "ravdess": _ravdess, "esd": _esd, "librispeech": _librispeech,
+              "emodb": _emodb}[kind]
     utterances = loader(path)
     if not utterances:
         raise UsageError(f"data source {spec!r}: no usable utterances found")
@@ -116,6 +120,23 @@ def _librispeech(root: Path) -> list[Utterance]:
         rows = [(str(f.relative_to(root)), f.parent.name) for f in sorted(root.glob("*/*.flac"))]
     return [Utterance(str(root / path), f"libri_{speaker}", "neutral", 0.0) for path, speaker in rows
             if path and speaker]
+
+
+def _emodb(root: Path) -> list[Utterance]:
+    """EmoDB's original file names (`03a01Wa.wav`: speaker 03, text a01, W anger, version a); anger, happiness,
+    sadness and neutral (`emotional_corpora.EMODB_LABELS`), every emotional take full-blown (intensity 1); the
+    text is the take, so an emotional take and the neutral take of its text are a parallel pair."""
+    return [Utterance(str(c.path), f"emodb_{c.speaker}", c.label, 0.0 if c.label == "neutral" else 1.0,
+                      take=f"{c.text}-1") for c in emodb(root)]
+
+
+def repeated(utterances: list[Utterance], repeat: dict[str, float]) -> list[Utterance]:
+    """Each utterance `repeat["CORPUS_EMOTION"]` times in a row (CORPUS: its speaker's prefix, e.g. `emodb_sad`),
+    so that a small corpus weighs more in the emotion-balanced batches; once where no key names it."""
+    out = []
+    for u in utterances:
+        out.extend([u] * int(repeat.get(f"{u.speaker.partition('_')[0]}_{u.emotion}", 1)))
+    return out
 
 
 def _is_float(text: str) -> bool:
@@ -235,7 +256,7 @@ def parallel_batch(corpus: Corpus, frames: int, size: int, rng: np.random.Genera
     rows = []
     for pair in picks:
         ref = pair.refs[int(rng.integers(len(pair.refs)))]
-        aligned = [corpus.mels[pair.target][:, pair.warp], corpus.pitches[pair.target][:, pair.warp]]
+        aligned = [corpus.mels[pair.target][:, pair.warp] + pair.gain, corpus.pitches[pair.target][:, pair.warp]]
         window = crop_together([corpus.mels[pair.source], corpus.pitches[pair.source], *aligned], frames, rng)
         rows.append([*window, crop(corpus.mels[ref], frames, rng)])
     stacked = [torch.from_numpy(np.stack([r[k] for r in rows])).float() for k in range(5)]

@@ -57,10 +57,16 @@ class Clip:
     @property
     def split(self) -> str:
         """train, val or test, by speaker."""
-        for name, speakers in SPLITS[self.corpus].items():
-            if self.speaker in speakers:
-                return name
-        return "train"
+        return split_of(f"{self.corpus}_{self.speaker}")
+
+
+def split_of(speaker: str) -> str:
+    """train, val or test of a training record's speaker ("emodb_03", "ravdess_21", "libri_83")."""
+    corpus, _, name = speaker.partition("_")
+    for split, speakers in SPLITS.get(corpus, {}).items():
+        if name in speakers:
+            return split
+    return "train"
 
 
 def ravdess(root: Path) -> list[Clip]:

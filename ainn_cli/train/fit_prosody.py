@@ -1,7 +1,8 @@
-"""Give a bundle a prosody predictor fitted on RAVDESS's parallel takes; write the result as a new bundle.
+"""Give a bundle a prosody predictor fitted on RAVDESS's parallel takes (and, with --data, another corpus's); write
+the result as a new bundle.
 
     python -m ainn_cli.train.fit_prosody --bundle checkpoints/paper --out checkpoints/prosody \\
-        [--ravdess DATA_ROOT/ravdess] [--steps 3000]
+        [--ravdess DATA_ROOT/ravdess] [--data emodb:emodb] [--steps 3000]
 
 For every emotional take of the training actors (1-20; 21-22 validate), the target is the prosody
 change from the neutral take of the same sentence and repetition (`prosody.measure_change`: mean
@@ -9,7 +10,9 @@ voiced ln f0, its spread, speech energy, speech duration); the input is the bund
 embedding of a *reference*: the same actor, emotion and intensity on the other sentence, and the
 intensity level (0.5 normal, 1 strong). The bundle's own modules are not changed. With a predictor and
 a generator without prosody inputs, the pipeline applies the change to the source's mel itself
-(`prosody.reshape_mel`) before the model converts it.
+(`prosody.reshape_mel`) before the model converts it. EmoDB's takes (`--data emodb:DIR`, speakers 09 10 11 14
+train, 03 08 validate) teach the f0 changes only: its copy is cut to 2 s and peak-normalised clip by clip, so its
+energy and duration changes are left out of the loss (`parallel.LEVEL_FREE`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from ainn_cli.bundle import BundleInfo, load_bundle, save_bundle
 from ainn_cli.corpora.sources import data_root
 from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
 from ainn_cli.prosody import CHANGES, measure_change
+from ainn_cli.train.config import DataConfig, resolve_sources
 from ainn_cli.train.data import Utterance, cached_mel, cached_pitch, load_source
-from ainn_cli.train.parallel import prosody_of
+from ainn_cli.train.emotional_corpora import split_of
+from ainn_cli.train.parallel import DURATION, ENERGY, level_free, prosody_of
 
 TRAIN_ACTORS = tuple(f"ravdess_{k:02d}" for k in range(1, 21))
 VAL_ACTORS = ("ravdess_21", "ravdess_22")
@@ -43,12 +48,14 @@ def embed(bundle_modules: dict[str, torch.nn.Module], mel: np.ndarray, label: in
 
 
 def examples(utterances: list[Utterance], labels: tuple[str, ...], modules: dict[str, torch.nn.Module],
-             cache: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(embedding of the reference (N, E), level (N,), measured change (N, 4)) for every emotional take."""
+             cache: Path) -> tuple[torch.Tensor, ...]:
+    """(embedding of the reference (N, E), level (N,), measured change (N, 4), which of the changes are known
+    (N, 4): not the energy and duration of a cut, peak-normalised corpus, `parallel.LEVEL_FREE`) for every
+    emotional take."""
     mels = [cached_mel(u.path, cache).astype(np.float32) for u in utterances]
     pitches = [cached_pitch(u.path, m.shape[1], cache) for u, m in zip(utterances, mels)]
     neutral = {(u.speaker, u.take): i for i, u in enumerate(utterances) if u.emotion == "neutral"}
-    emb, level, change = [], [], []
+    emb, level, change, known = [], [], [], []
     embedded: dict[int, torch.Tensor] = {}  # each reference serves several takes: embed it once
     for i, u in enumerate(utterances):
         source = neutral.get((u.speaker, u.take))
@@ -63,7 +70,21 @@ def examples(utterances: list[Utterance], labels: tuple[str, ...], modules: dict
             emb.append(embedded[j])
             level.append(u.intensity)
             change.append(delta)
-    return torch.stack(emb), torch.tensor(level), torch.stack(change)
+            known.append(torch.tensor([0.0 if k in (ENERGY, DURATION) and level_free(u) else 1.0
+                                       for k in range(len(CHANGES))]))
+    return torch.stack(emb), torch.tensor(level), torch.stack(change), torch.stack(known)
+
+
+def join(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Two sets of examples (embedding, level, change, known) as one."""
+    return tuple(torch.cat([x, y]) for x, y in zip(a, b))
+
+
+def masked_loss(predicted: torch.Tensor, target: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Smooth-L1 `(N, 4)` over the changes known (`target` = change and, optionally, its known mask)."""
+    known = target[1] if len(target) > 1 else torch.ones_like(target[0])
+    loss = F.smooth_l1_loss(predicted, target[0], beta=0.1, reduction="none")
+    return (loss * known).sum() / known.sum().clamp(min=1)
 
 
 def fit(data: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], steps: int, seed: int) -> ProsodyPredictor:
@@ -73,12 +94,12 @@ def fit(data: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], steps: in
     optimizer = torch.optim.AdamW(predictor.parameters(), lr=1e-3, weight_decay=1e-4)
     best, state = float("inf"), predictor.state_dict()
     for step in range(steps):
-        loss = F.smooth_l1_loss(predictor(data[0], data[1]), data[2], beta=0.1)
+        loss = masked_loss(predictor(data[0], data[1]), data[2:])
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         with torch.no_grad():
-            score = float(F.smooth_l1_loss(predictor(val[0], val[1]), val[2], beta=0.1))
+            score = float(masked_loss(predictor(val[0], val[1]), val[2:]))
         if score < best:
             best, state = score, {k: v.clone() for k, v in predictor.state_dict().items()}
         if step % 500 == 0:
@@ -93,6 +114,10 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ravdess", type=Path, default=data_root() / "ravdess", help="default: DATA_ROOT/ravdess")
+    parser.add_argument("--data", action="append", default=[], metavar="KIND:PATH",
+                        help="more parallel takes, as a config's data source (e.g. emodb:emodb, under the data root); "
+                             "their speakers are split "
+                             "by train/emotional_corpora.py (validation speakers validate, held-out ones are left out)")
     parser.add_argument("--cache", type=Path, default=Path(".cache/ainn-features"))
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--name", default="ainn-ravdess-prosody")
@@ -101,14 +126,22 @@ def main() -> None:
     bundle = load_bundle(args.bundle)
     labels = bundle.info.labels
     utterances = [u for u in load_source(f"ravdess:{args.ravdess}") if u.emotion in labels]
+    sources = resolve_sources(DataConfig(sources=tuple(args.data))) if args.data else ()  # relative: DATA_ROOT/...
+    more = [u for spec in sources for u in load_source(spec) if u.emotion in labels]
     train = examples([u for u in utterances if u.speaker in TRAIN_ACTORS], labels, bundle.modules, args.cache)
     val = examples([u for u in utterances if u.speaker in VAL_ACTORS], labels, bundle.modules, args.cache)
+    if more:
+        train = join(train, examples([u for u in more if split_of(u.speaker) == "train"], labels, bundle.modules,
+                                     args.cache))
+        val = join(val, examples([u for u in more if split_of(u.speaker) == "val"], labels, bundle.modules,
+                                 args.cache))
     print(f"{len(train[0])} training and {len(val[0])} validation examples", flush=True)
     predictor = fit(train, val, args.steps, seed=1234)
     base = {k: v for k, v in bundle.info.metadata.items() if k != "figures"}  # the base model's figures are not ours
     metadata = {**base, "prosody": {
         "fitted_by": "python -m ainn_cli.train.fit_prosody", "base_bundle": bundle.info.name, "changes": list(CHANGES),
-        "train_actors": "RAVDESS 1-20", "validation_actors": "RAVDESS 21-22", "steps": args.steps}}
+        "train_actors": "RAVDESS 1-20", "validation_actors": "RAVDESS 21-22", "steps": args.steps,
+        **({"more_parallel_takes": [spec.partition(":")[0] for spec in args.data]} if args.data else {})}}
     info = BundleInfo(name=args.name, labels=labels, calibration=bundle.info.calibration,
                       prototypes=bundle.info.prototypes, metadata=metadata)
     save_bundle(args.out, info, {**bundle.modules, "prosody": predictor})

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ainn_cli.prosody import Prosody, measure_change, speech_mask, speech_span
+from ainn_cli.prosody import CHANGES, Prosody, measure_change, speech_mask, speech_span
 
 CEPSTRA = 20  # DCT coefficients of the log-mel used for alignment (c0, the loudness, left out)
 
@@ -37,6 +37,18 @@ class Take(Protocol):
     def take(self) -> str: ...
 
 
+# Corpora (the speaker name's prefix) whose copies are cut or padded to 2 s and peak-normalised clip by clip (EmoDB's
+# GitHub copy): their level and duration changes are not the actors'. Their pairs keep the source's level (energy
+# change 0, the target's log-mel shifted to match; G's pairs keep the source's duration anyway), and the prosody fit
+# learns only their f0 from them.
+LEVEL_FREE = ("emodb",)
+ENERGY, DURATION = CHANGES.index("energy_shift"), CHANGES.index("log_duration")
+
+
+def level_free(take: Take) -> bool:
+    return take.speaker.partition("_")[0] in LEVEL_FREE
+
+
 @dataclass(frozen=True)
 class Pair:
     source: int  # corpus index of the neutral take
@@ -44,6 +56,7 @@ class Pair:
     refs: tuple[int, ...]  # same speaker, emotion and intensity, another sentence
     warp: np.ndarray  # (T_source,) target frame for each source frame
     change: np.ndarray  # (4,) measured prosody change, see prosody.CHANGES
+    gain: float = 0.0  # added to the target's log-mel (a corpus in LEVEL_FREE: its level is the source's)
 
 
 def cepstra(mel: np.ndarray) -> np.ndarray:
@@ -98,8 +111,10 @@ def build_pairs(utterances: Sequence[Take], mels: list[np.ndarray], pitches: lis
         refs = tuple(j for j, v in enumerate(utterances) if v.speaker == u.speaker and v.emotion == u.emotion
                      and v.intensity == u.intensity and v.take.split("-")[0] != u.take.split("-")[0])
         warp = dtw_warp(cepstra(mels[source]), cepstra(mels[i]))
-        change = measure_change(prosody_of(mels[source], pitches[source]), prosody_of(mels[i], pitches[i]))
-        pairs.append(Pair(source, i, refs or (i,), warp, change[0].numpy()))
+        change = measure_change(prosody_of(mels[source], pitches[source]), prosody_of(mels[i], pitches[i]))[0]
+        gain = -float(change[ENERGY]) if level_free(u) else 0.0
+        change[ENERGY] += gain
+        pairs.append(Pair(source, i, refs or (i,), warp, change.numpy(), gain))
     return pairs
 
 

@@ -21,6 +21,7 @@ from ainn_cli.train.data import (
     cached_mel,
     cached_pitch,
     load_source,
+    repeated,
     split_speakers,
 )
 from ainn_cli.train.distributed import World, init_world, shutdown
@@ -41,7 +42,8 @@ def load_corpora(config: TrainConfig, quiet: bool = True) -> tuple[dict[str, Cor
         labels = config.model.recognizer.labels
         prosody = config.variant in ("prosody", "reshape")  # pitch and parallel pairs
         cache_features([u for u in utterances if u.emotion in labels], cache, prosody, quiet)
-        corpora = {part: build_corpus([u for u in utterances if u.speaker in set(speakers)], labels, cache, prosody)
+        corpora = {part: build_corpus(repeated([u for u in utterances if u.speaker in set(speakers)],
+                                               config.data.repeat if part == "train" else {}), labels, cache, prosody)
                    for part, speakers in split.items()}
     return corpora, split
 
