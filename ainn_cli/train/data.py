@@ -21,7 +21,7 @@ from ainn_cli.audio import AUDIO_SUFFIXES
 from ainn_cli.emotions import canonical
 from ainn_cli.errors import UsageError
 from ainn_cli.train.config import DataConfig
-from ainn_cli.train.emotional_corpora import emodb
+from ainn_cli.train.emotional_corpora import corpus_of, emodb
 from ainn_cli.train.features import Features, interruptible
 from ainn_cli.train.features import cache_key as cache_key  # the feature cache lives in features.py
 from ainn_cli.train.features import cached_mel as cached_mel
@@ -135,7 +135,7 @@ def repeated(utterances: list[Utterance], repeat: dict[str, float]) -> list[Utte
     so that a small corpus weighs more in the emotion-balanced batches; once where no key names it."""
     out = []
     for u in utterances:
-        out.extend([u] * int(repeat.get(f"{u.speaker.partition('_')[0]}_{u.emotion}", 1)))
+        out.extend([u] * int(repeat.get(f"{corpus_of(u.speaker)}_{u.emotion}", 1)))
     return out
 
 

@@ -60,9 +60,14 @@ class Clip:
         return split_of(f"{self.corpus}_{self.speaker}")
 
 
+def corpus_of(speaker: str) -> str:
+    """The corpus of a training record's speaker name: its prefix ("emodb" of "emodb_03")."""
+    return speaker.partition("_")[0]
+
+
 def split_of(speaker: str) -> str:
     """train, val or test of a training record's speaker ("emodb_03", "ravdess_21", "libri_83")."""
-    corpus, _, name = speaker.partition("_")
+    corpus, name = corpus_of(speaker), speaker.partition("_")[2]
     for split, speakers in SPLITS.get(corpus, {}).items():
         if name in speakers:
             return split

@@ -61,6 +61,8 @@ def examples(utterances: list[Utterance], labels: tuple[str, ...], modules: dict
         source = neutral.get((u.speaker, u.take))
         if u.emotion == "neutral" or source is None:
             continue
+        unknown = (ENERGY, DURATION) if level_free(u) else ()
+        mask = torch.tensor([0.0 if k in unknown else 1.0 for k in range(len(CHANGES))])
         refs = [j for j, v in enumerate(utterances) if v.speaker == u.speaker and v.emotion == u.emotion
                 and v.intensity == u.intensity and v.take.split("-")[0] != u.take.split("-")[0]]
         delta = measure_change(prosody_of(mels[source], pitches[source]), prosody_of(mels[i], pitches[i]))[0]
@@ -70,14 +72,8 @@ def examples(utterances: list[Utterance], labels: tuple[str, ...], modules: dict
             emb.append(embedded[j])
             level.append(u.intensity)
             change.append(delta)
-            known.append(torch.tensor([0.0 if k in (ENERGY, DURATION) and level_free(u) else 1.0
-                                       for k in range(len(CHANGES))]))
+            known.append(mask)
     return torch.stack(emb), torch.tensor(level), torch.stack(change), torch.stack(known)
-
-
-def join(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Two sets of examples (embedding, level, change, known) as one."""
-    return tuple(torch.cat([x, y]) for x, y in zip(a, b))
 
 
 def masked_loss(predicted: torch.Tensor, target: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -125,16 +121,10 @@ def main() -> None:
     start = time.perf_counter()
     bundle = load_bundle(args.bundle)
     labels = bundle.info.labels
-    utterances = [u for u in load_source(f"ravdess:{args.ravdess}") if u.emotion in labels]
-    sources = resolve_sources(DataConfig(sources=tuple(args.data))) if args.data else ()  # relative: DATA_ROOT/...
-    more = [u for spec in sources for u in load_source(spec) if u.emotion in labels]
-    train = examples([u for u in utterances if u.speaker in TRAIN_ACTORS], labels, bundle.modules, args.cache)
-    val = examples([u for u in utterances if u.speaker in VAL_ACTORS], labels, bundle.modules, args.cache)
-    if more:
-        train = join(train, examples([u for u in more if split_of(u.speaker) == "train"], labels, bundle.modules,
-                                     args.cache))
-        val = join(val, examples([u for u in more if split_of(u.speaker) == "val"], labels, bundle.modules,
-                                 args.cache))
+    more = resolve_sources(DataConfig(sources=tuple(args.data))) if args.data else ()  # relative: DATA_ROOT/...
+    utterances = [u for spec in (f"ravdess:{args.ravdess}", *more) for u in load_source(spec) if u.emotion in labels]
+    train, val = (examples([u for u in utterances if split_of(u.speaker) == part], labels, bundle.modules, args.cache)
+                  for part in ("train", "val"))  # RAVDESS: actors 1-20 train, 21-22 validate
     print(f"{len(train[0])} training and {len(val[0])} validation examples", flush=True)
     predictor = fit(train, val, args.steps, seed=1234)
     base = {k: v for k, v in bundle.info.metadata.items() if k != "figures"}  # the base model's figures are not ours

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ainn_cli.prosody import CHANGES, Prosody, measure_change, speech_mask, speech_span
+from ainn_cli.train.emotional_corpora import corpus_of
 
 CEPSTRA = 20  # DCT coefficients of the log-mel used for alignment (c0, the loudness, left out)
 
@@ -46,7 +47,7 @@ ENERGY, DURATION = CHANGES.index("energy_shift"), CHANGES.index("log_duration")
 
 
 def level_free(take: Take) -> bool:
-    return take.speaker.partition("_")[0] in LEVEL_FREE
+    return corpus_of(take.speaker) in LEVEL_FREE
 
 
 @dataclass(frozen=True)
