@@ -9,10 +9,13 @@ minus the mean of the speaker's neutral recordings, softmax regression) fitted o
 RAVDESS actors 1-20 and EmoDB's `train` speakers only: it never hears the speakers it judges, nor converted
 speech. Its weight decay is chosen on the `val` speakers' real recordings. A conversion is normalised with
 its source speaker's neutral takes (what it started from); a real target with the speaker's other neutral
-takes. Prosody: median F0 (WORLD Harvest) and speech energy of output and real target against the source.
+takes. Prosody: median F0 (WORLD Harvest) and speech energy of output and real target against the source; voicing
+(the share of speech frames Harvest calls voiced) and how much the loudness moves (dB standard deviation).
+With `--copy-synthesis`, the real targets vocoded from their own log-mel are judged too: the figure a
+conversion could reach if the generator made the real target's mel.
 
     python -m benchmarks.cross_corpus --emodb DIR --ravdess DIR --model default --split val --out OUT \
-        [--corpus ravdess]
+        [--corpus ravdess] [--copy-synthesis]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,24 +90,38 @@ def convert(triples: Sequence[tuple[Clip, Clip, Clip]], model: str, out: Path) -
     return files
 
 
-def f0_and_energy(path: Path) -> tuple[float, float]:
-    """Median F0 in semitones re 100 Hz (voiced frames, WORLD Harvest) and mean speech energy in dB."""
+class Measures(NamedTuple):
+    """What `measures` reads from one recording."""
+
+    f0: float  # median F0 of voiced speech, semitones re 100 Hz (WORLD Harvest)
+    energy: float  # mean speech energy, dB
+    voiced: float  # share of speech frames Harvest calls voiced (breathy or rough speech: fewer)
+    energy_sd: float  # standard deviation of the speech frames' energy, dB (how much the loudness moves)
+
+
+def measures(path: Path) -> Measures:
+    """Prosody and voicing of a recording, over its speech frames (10 ms frames within 35 dB of the loudest)."""
     import pyworld
     import soundfile as sf
 
     wave, rate = sf.read(path, dtype="float64", always_2d=True)
     wave = wave.mean(axis=1)
     f0, _ = pyworld.harvest(wave, rate, frame_period=10.0)
-    voiced = f0[f0 > 0]
-    frames = np.square(wave[: len(wave) // 220 * 220]).reshape(-1, 220).mean(axis=1)
+    hop = rate // 100
+    frames = np.square(wave[: len(wave) // hop * hop]).reshape(-1, hop).mean(axis=1)
     db = 10 * np.log10(frames + 1e-10)
-    speech = db[db > db.max() - 35]
+    speech = db > db.max() - 35
+    n = min(len(speech), len(f0))
+    voiced = f0[f0 > 0]
     semitones = 12 * np.log2(np.median(voiced) / 100.0) if len(voiced) else float("nan")
-    return float(semitones), float(10 * np.log10(np.mean(10 ** (speech / 10))))
+    voiced_speech = int(np.sum(speech[:n] & (f0[:n] > 0))) / max(int(speech[:n].sum()), 1)
+    return Measures(float(semitones), float(10 * np.log10(np.mean(10 ** (db[speech] / 10)))),
+                    float(voiced_speech), float(np.std(db[speech])))
 
 
-def score(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], judge: object,
-          all_clips: Sequence[Clip]) -> dict[str, object]:
+def judged(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], judge: object,
+           all_clips: Sequence[Clip]) -> np.ndarray:
+    """The judge's label for each file, normalised with its triple's source speaker's neutral takes."""
     feats = cached_features(list(files), progress=False)
     neutral = [c for c in all_clips if c.label == "neutral"]
     nfeat = cached_features([c.path for c in neutral], progress=False)
@@ -111,7 +129,13 @@ def score(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], jud
     for c, f in zip(neutral, nfeat):
         by_speaker[c.speaker].append(f)
     offsets = np.stack([np.mean(by_speaker[src.speaker], axis=0) for src, _, _ in triples])
-    predicted = judge.predict(feats - offsets)  # type: ignore[attr-defined]
+    predicted: np.ndarray = judge.predict(feats - offsets)  # type: ignore[attr-defined]
+    return predicted
+
+
+def score(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], judge: object,
+          all_clips: Sequence[Clip]) -> dict[str, object]:
+    predicted = judged(triples, files, judge, all_clips)
     real_clips = [c for c in all_clips if c.speaker in {s.speaker for s, _, _ in triples}]
     real_x = normalised(real_clips)
     index = {c.path: i for i, c in enumerate(real_clips)}
@@ -131,19 +155,53 @@ def score(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], jud
 
 def _prosody(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path]) -> dict[str, object]:
     """Per emotion: the share of pairs whose output moves median F0 and energy the way the real target does,
-    and the median changes (output, real) against the source."""
-    rows: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    the median changes (output, real) against the source, and the medians of voicing and loudness movement
+    (source, output, real)."""
+    rows: dict[str, list[tuple[Measures, Measures, Measures]]] = defaultdict(list)
     for (src, _, tgt), file in zip(triples, files):
-        s, o, t = f0_and_energy(src.path), f0_and_energy(file), f0_and_energy(tgt.path)
-        rows[tgt.label].append((o[0] - s[0], t[0] - s[0], o[1] - s[1], t[1] - s[1]))
+        rows[tgt.label].append((measures(src.path), measures(file), measures(tgt.path)))
     out: dict[str, object] = {}
     for e, values in rows.items():
-        a = np.array(values)
-        out[f"{e}_f0_sign"] = float(np.mean(np.sign(a[:, 0]) == np.sign(a[:, 1])))
-        out[f"{e}_energy_sign"] = float(np.mean(np.sign(a[:, 2]) == np.sign(a[:, 3])))
-        out[f"{e}_f0_st_out_real"] = [round(float(np.median(a[:, 0])), 2), round(float(np.median(a[:, 1])), 2)]
-        out[f"{e}_energy_db_out_real"] = [round(float(np.median(a[:, 2])), 2), round(float(np.median(a[:, 3])), 2)]
+        s, o, t = (np.array(m) for m in zip(*values))  # (pairs, 4) each: source, output, real target
+        out[f"{e}_f0_sign"] = float(np.mean(np.sign(o[:, 0] - s[:, 0]) == np.sign(t[:, 0] - s[:, 0])))
+        out[f"{e}_energy_sign"] = float(np.mean(np.sign(o[:, 1] - s[:, 1]) == np.sign(t[:, 1] - s[:, 1])))
+        out[f"{e}_f0_st_out_real"] = _medians(o[:, 0] - s[:, 0], t[:, 0] - s[:, 0])
+        out[f"{e}_energy_db_out_real"] = _medians(o[:, 1] - s[:, 1], t[:, 1] - s[:, 1])
+        out[f"{e}_voiced_src_out_real"] = _medians(s[:, 2], o[:, 2], t[:, 2])
+        out[f"{e}_energy_sd_src_out_real"] = _medians(s[:, 3], o[:, 3], t[:, 3])
     return out
+
+
+def _medians(*columns: np.ndarray) -> list[float]:
+    return [round(float(np.median(c)), 2) for c in columns]
+
+
+def copy_synthesis(triples: Sequence[tuple[Clip, Clip, Clip]], model: str, out: Path) -> list[Path]:
+    """The real targets through the model's vocoder alone (their log-mel, vocoded): what the judge hears when
+    nothing but the vocoder stands between it and the real emotional take."""
+    from ainn_cli.audio import read_audio, write_wav
+    from ainn_cli.mel import log_mel
+    from ainn_cli.pipeline import load_pipeline
+
+    pipeline = load_pipeline(model, "cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for _, _, tgt in triples:
+        file = out / f"{tgt.path.stem}.wav"
+        if not file.exists():
+            write_wav(file, pipeline.vocode(log_mel(read_audio(tgt.path).samples)))
+        files.append(file)
+    return files
+
+
+def copy_synthesis_report(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], judge: object,
+                          clips: Sequence[Clip]) -> dict[str, object]:
+    """How often the judge hears the target in the copy-syntheses, overall and per emotion."""
+    predicted = judged(triples, files, judge, clips)
+    hits = np.array([p == t.label for p, (_, _, t) in zip(predicted, triples)], dtype=float)
+    per = {e: float(hits[[i for i, (_, _, t) in enumerate(triples) if t.label == e]].mean())
+           for e in sorted({t.label for _, _, t in triples})}
+    return {"judge_copy_synthesis": float(hits.mean()), "judge_copy_synthesis_per_emotion": per}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -155,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--corpus", choices=("emodb", "ravdess"), default="emodb",
                         help="whose pairs (RAVDESS: strong references, surprise too)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--copy-synthesis", action="store_true",
+                        help="also judge the real targets vocoded from their own log-mel (the vocoder's ceiling)")
     args = parser.parse_args(argv)
     all_emodb, all_ravdess = emodb(args.emodb), ravdess(args.ravdess)
     judge, facts = fit(all_emodb, all_ravdess)
@@ -169,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     files = convert(triples, args.model, args.out)
     report = {"model": args.model, "corpus": args.corpus, "split": args.split, **facts,
               **score(triples, files, judge, clips)}
+    if args.copy_synthesis:
+        copies = copy_synthesis(triples, args.model, args.out / "copy_synthesis")
+        report.update(copy_synthesis_report(triples, copies, judge, clips))
     (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 

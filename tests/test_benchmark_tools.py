@@ -132,3 +132,22 @@ def test_whisper_strength_regression_ranks_intensity_and_shares_one_scale() -> N
     assert judged[y[train] == 1].mean() == pytest.approx(1.0, abs=1e-6)
     means = report["test_mean_by_intensity"]
     assert isinstance(means, dict) and means["0.0"] < means["0.5"] < means["1.0"]
+
+
+def test_measures_tell_a_voiced_tone_from_noise_and_a_steady_level_from_a_moving_one(tmp_path: Path) -> None:
+    pytest.importorskip("pyworld")
+    import soundfile as sf
+
+    from benchmarks.cross_corpus import measures
+
+    tone = _voiced_tone(150.0, seconds=1.5)
+    t = np.arange(len(tone)) / SAMPLE_RATE
+    pulsing = (tone * (0.55 + 0.45 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)  # loudness moving 3 times a s
+    noise = np.random.default_rng(0).normal(0.0, 0.05, len(tone)).astype(np.float32)
+    for name, wave in (("tone", tone), ("pulsing", pulsing), ("noise", noise)):
+        sf.write(tmp_path / f"{name}.wav", wave, SAMPLE_RATE)
+    steady, moving, hiss = (measures(tmp_path / f"{n}.wav") for n in ("tone", "pulsing", "noise"))
+    assert steady.voiced > 0.9 and hiss.voiced < 0.2
+    assert steady.f0 == pytest.approx(12 * np.log2(1.5), abs=0.1)  # 150 Hz is 7.02 semitones re 100 Hz
+    assert moving.energy_sd > steady.energy_sd + 3.0
+    assert steady.energy == pytest.approx(10 * np.log10(np.mean(np.square(tone[tone != 0]))), abs=1.0)
