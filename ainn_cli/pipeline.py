@@ -198,7 +198,8 @@ class Pipeline(Renderer):
                              "(the default has one)")
         if target.change is None:
             return target
-        return dataclasses.replace(target, change=apply_controls(target.change, controls))
+        return dataclasses.replace(target, change=apply_controls(target.change, controls),
+                                   lift_to_asked=controls.level is not None)
 
     def _target(
         self, reference: Audio | np.ndarray | None, emotion: str | None

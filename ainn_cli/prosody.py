@@ -211,6 +211,17 @@ def energy_shift(have: torch.Tensor, want: torch.Tensor, louder: bool = True) ->
     return shift if louder else shift.clamp(max=0.0)
 
 
+def level_lift(have: torch.Tensor, asked: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+    """The ln gain `(B,)`, >= 0, that raises a conversion whose frame energies are `have` `(B, T')` to the asked
+    level (`asked`'s mean speech energy, `(B, T')`), or with `source` `(B, T)` only to the quieter of the asked
+    level and the source's. It is applied to the waveform after the vocoder: a mel raised above the generator's
+    own level costs words (HiFi-GAN's output saturates), a waveform's gain does not."""
+    floor = _masked_mean(asked, speech_mask(asked))
+    if source is not None:
+        floor = torch.minimum(floor, _masked_mean(source, speech_mask(source)))
+    return (floor - _masked_mean(have, speech_mask(have))).clamp(min=0.0)
+
+
 def retime(x: torch.Tensor, frames: int) -> torch.Tensor:
     """Resample `(B, C, T)` linearly in time to `(B, C, frames)`."""
     if x.shape[-1] == frames:

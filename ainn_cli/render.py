@@ -25,6 +25,7 @@ from ainn_cli.prosody import (
     NEPER_TO_DB,
     Prosody,
     apply_change,
+    level_lift,
     match_energy,
     mean_f0,
     new_length,
@@ -55,6 +56,7 @@ class Target:
     change: torch.Tensor | None = None
     contour: torch.Tensor | None = None
     neutral: torch.Tensor | None = None
+    lift_to_asked: bool = False
 
 
 def _source_prosody(mel: torch.Tensor, pitch: Pitch) -> Prosody:
@@ -82,7 +84,9 @@ class Renderer:
         chunk = self.chunk_frames
         while True:
             try:
-                return self.vocode(self.convert_mel(mel, target, chunk), chunk)
+                out, lift = self.convert_mel(mel, target, chunk)
+                wave = self.vocode(out, chunk)
+                return wave if lift is None else wave * np.float32(torch.exp(lift[0].float()).item())
             except torch.OutOfMemoryError:
                 if chunk <= MIN_CHUNK:
                     raise DeviceError(
@@ -91,8 +95,9 @@ class Renderer:
                 chunk //= 2
                 torch.cuda.empty_cache()
 
-    def convert_mel(self, mel: torch.Tensor, target: Target, chunk: int) -> torch.Tensor:
-        """Source mel `(1, 80, T)` -> converted mel `(1, 80, T')`, in chunks of `chunk` frames.
+    def convert_mel(self, mel: torch.Tensor, target: Target, chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Source mel `(1, 80, T)` -> converted mel `(1, 80, T')`, in chunks of `chunk` frames, and the ln gain `(1,)`
+        its waveform is to be raised by after the vocoder (None: none; `level_lift`).
 
         Ec reads the source and G writes the output chunk by chunk, each chunk with CONTEXT frames of
         its neighbours on both sides, of which only the centre is kept:
@@ -104,10 +109,12 @@ class Renderer:
         and G renders the source's pitch and energy contour changed as predicted. Without a rendering G,
         the mel itself is reshaped first and, as the predictor's `match_energy` says, G's output is brought
         to the reshaped mel's speech energy; for a voice below the predictor's `low_voice_hz`, G's envelope is
-        laid over the reshaped mel's harmonics.
+        laid over the reshaped mel's harmonics. With `match_energy` "lower", the output is never louder than asked
+        (the mel lowered) and never quieter than the source's level or the asked one, whichever is lower (the
+        waveform raised).
         """
         rendered = bool(getattr(self.generator.config, "prosody_dim", 0))  # G renders a contour, else reshape the mel
-        source, change = None, target.change
+        source, change, original = None, target.change, mel
         if target.pitch is not None and change is not None:
             source = _source_prosody(mel, target.pitch)
             if not rendered:
@@ -128,9 +135,13 @@ class Renderer:
         if source is not None and not rendered and self._low_voice(source):
             out = with_fine_structure(out.float(), mel.float()).to(out.dtype)  # mel is the reshaped input here
         mode = self.prosody.config.match_energy if self.prosody is not None else "off"
-        if source is not None and not rendered and mode != "off":
-            out = match_energy(out, mel, louder=mode == "match")  # mel is the reshaped input here: the asked loudness
-        return out
+        if source is None or rendered or mode == "off":
+            return out, None
+        out = match_energy(out, mel, louder=mode == "match")  # mel is the reshaped input here: the asked loudness
+        if mode != "lower":
+            return out, None
+        floor = None if target.lift_to_asked else energy(original.float())
+        return out, level_lift(energy(out.float()), energy(mel.float()), floor)
 
     def _generate(self, frames: torch.Tensor, target: Target, timbre: torch.Tensor,
                   prosody: torch.Tensor | None) -> torch.Tensor:

@@ -44,6 +44,7 @@ from ainn_cli.prosody import (
     Prosody,
     apply_change,
     energy_shift,
+    level_lift,
     new_length,
     reshape_frames,
     reshape_plan,
@@ -276,8 +277,8 @@ class _Render:
     def run(self, writer: AudioWriter, length: int, steps: _Steps) -> None:
         try:
             content, timbre = self.encode(steps.part("encode"))
-            out, shift = self.generate(content, timbre, steps.part("render"))
-            self.vocode(out, shift, writer, length, steps.part("vocode"))
+            out, shift, lift = self.generate(content, timbre, steps.part("render"))
+            self.vocode(out, shift, lift, writer, length, steps.part("vocode"))
         finally:
             for store in self.stores:
                 store.close()
@@ -298,8 +299,9 @@ class _Render:
         return content, timbre
 
     def generate(self, content: FrameStore, timbre: torch.Tensor, progress: Progress
-                 ) -> tuple[FrameStore, torch.Tensor | None]:
-        """G chunk by chunk; then the low-voice fine structure and match_energy's shift, as `convert_mel`."""
+                 ) -> tuple[FrameStore, torch.Tensor | None, float]:
+        """G chunk by chunk; then the low-voice fine structure, match_energy's shift and the waveform's gain, as
+        `convert_mel`."""
         out, have, want = self.store(N_MELS), [], []
         low_voice = self.plan is not None and self.source is not None and self.pipe._low_voice(self.source)
         for span in spans(self.length, self.chunk, CONTEXT):
@@ -315,7 +317,7 @@ class _Render:
             out.append(mel)
             release_memory()  # each chunk's freed pages back to the system: hours must not fragment the heap
             progress(span.stop / self.length)
-        return out, self._shift(have, want)
+        return out, *self._shift(have, want)
 
     def _content(self, content: FrameStore, lo: int, hi: int) -> torch.Tensor:
         def read(a: int, b: int) -> torch.Tensor:
@@ -323,12 +325,18 @@ class _Render:
 
         return retime_window(read, content.frames, self.length, lo, hi) if self.rendered else read(lo, hi)
 
-    def _shift(self, have: list[torch.Tensor], want: list[torch.Tensor]) -> torch.Tensor | None:
-        """match_energy's constant `(1,)` (None where the model does not match the energy)."""
+    def _shift(self, have: list[torch.Tensor], want: list[torch.Tensor]) -> tuple[torch.Tensor | None, float]:
+        """match_energy's constant `(1,)` (None where the model does not match the energy) and the waveform's
+        linear gain (`level_lift`, with match_energy "lower")."""
         mode = self.pipe.prosody.config.match_energy if self.pipe.prosody is not None else "off"
         if self.plan is None or mode == "off":
-            return None
-        return energy_shift(torch.cat(have, dim=-1), torch.cat(want, dim=-1), louder=mode == "match")
+            return None, 1.0
+        got, asked = torch.cat(have, dim=-1), torch.cat(want, dim=-1)
+        shift = energy_shift(got, asked, louder=mode == "match")
+        if mode != "lower":
+            return shift, 1.0
+        floor = None if self.target.lift_to_asked else self.src.energy.to(got.device)
+        return shift, float(torch.exp(level_lift(got + shift[:, None], asked, floor)[0].float()))
 
     def _vocode_chunk(self) -> int:
         """Frames HiFi-GAN gets at once: one of its tiles with its context where it tiles (the CPU), so the progress
@@ -338,9 +346,9 @@ class _Render:
             return self.chunk
         return max(1, min(self.chunk, tile - 2 * self.pipe.vocoder_context))
 
-    def vocode(self, out: FrameStore, shift: torch.Tensor | None, writer: AudioWriter, length: int,
+    def vocode(self, out: FrameStore, shift: torch.Tensor | None, gain: float, writer: AudioWriter, length: int,
                progress: Progress) -> None:
-        """`Renderer.vocode`: silence spans from the final mel's energy, then HiFi-GAN span by span."""
+        """`Renderer.vocode`: silence spans from the final mel's energy, then HiFi-GAN span by span, times `gain`."""
         dtype = self.pipe.dtype
 
         def final(lo: int, hi: int) -> torch.Tensor:
@@ -354,7 +362,7 @@ class _Render:
         for start, stop in sounding_spans(loudness, SILENCE_DB / NEPER_TO_DB, self.pipe.vocoder_context + 1):
             sink.zeros((start - cursor) * HOP_LENGTH)
             for span in spans(stop - start, self._vocode_chunk(), self.pipe.vocoder_context):
-                wave = self.pipe.vocoder(final(start + span.lo, start + span.hi))[0]
+                wave = self.pipe.vocoder(final(start + span.lo, start + span.hi))[0] * gain
                 sink.write(wave[(span.start - span.lo) * HOP_LENGTH : (span.stop - span.lo) * HOP_LENGTH])
                 release_memory()
                 progress((start + span.stop) / frames)

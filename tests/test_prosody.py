@@ -22,6 +22,7 @@ from ainn_cli.pitch import Pitch, continuous_log_f0, energy, yin
 from ainn_cli.prosody import (
     Prosody,
     apply_change,
+    level_lift,
     match_energy,
     measure_change,
     new_length,
@@ -32,7 +33,7 @@ from ainn_cli.prosody import (
 from ainn_cli.train.augment import mel_centres, warp_factors, warp_mel
 from ainn_cli.train.parallel import cepstra, dtw_warp
 from ainn_cli.train.warmstart import warm_start
-from tests.conftest import make_tiny_bundle
+from tests.conftest import SAMPLES, make_tiny_bundle
 
 
 def harmonic(f0: np.ndarray | float, seconds: float = 1.0) -> np.ndarray:
@@ -316,7 +317,6 @@ def test_the_default_cue_has_no_spike_at_the_edges() -> None:
     (zero padding read as a loud burst next to silence and spiked them)."""
     from ainn_cli.audio import read_audio
     from ainn_cli.pipeline import load_pipeline
-    from tests.conftest import SAMPLES
 
     pipe = load_pipeline(device="cpu")
     assert cast(Recognizer, pipe.recognizer).config.edge_pad > 0
@@ -358,6 +358,51 @@ def test_match_energy_shifts_the_whole_mel_to_the_asked_speech_energy() -> None:
     torch.testing.assert_close(lowered[1], mel[1])
     with pytest.raises(ValueError, match="match_energy must be one of"):
         ProsodyPredictor(ProsodyPredictorConfig(match_energy="yes"))
+
+
+def test_level_lift_raises_only_to_the_quieter_of_the_asked_and_the_source_level() -> None:
+    frames = torch.linspace(-1.0, 1.0, 50)  # a level that moves, so the speech mask is not trivial
+    have, asked = frames[None] - 6.0, frames[None] - 2.0
+    # the asked level above the output: raised to it, or only as far as a quieter source
+    assert level_lift(have, asked).item() == pytest.approx(4.0, abs=1e-5)
+    assert level_lift(have, asked, frames[None] - 5.0).item() == pytest.approx(1.0, abs=1e-5)
+    assert level_lift(have, asked, frames[None]).item() == pytest.approx(4.0, abs=1e-5)  # a louder source: asked
+    # never lowers: what is louder than asked is match_energy's to lower, in the mel
+    assert level_lift(asked + 3.0, asked, frames[None]).item() == 0.0
+
+
+def test_a_loud_source_keeps_its_level_and_a_level_set_by_hand_is_met() -> None:
+    """A recording normalised to full scale comes out at its own level where nothing louder or quieter was asked
+    (the generator alone renders it about 10 dB quieter); a `--level` set by hand is what the waveform is raised
+    to, not only the source's level."""
+    from ainn_cli.audio import read_audio
+    from ainn_cli.controls import Controls, parse_controls
+    from ainn_cli.pipeline import load_pipeline
+
+    pipe = load_pipeline(device="cpu")
+    quiet = read_audio(SAMPLES / "neutral_actor23.flac").samples
+    loud = (quiet * (0.98 / np.abs(quiet).max())).astype(np.float32)  # as a producer's normalised take
+    measured = pipe.convert(loud, emotion="neutral").measured
+    assert measured is not None and measured.level_db == pytest.approx(0.0, abs=2.0)
+
+    def level_db(controls: Controls) -> tuple[float, float]:
+        """The output's speech level (dB re the source's, the mel's measure) and the waveform's lift in it."""
+        with torch.inference_mode():
+            mel = pipe._mel(loud)
+            target = pipe._controlled(pipe._ask(loud, mel, None, None, "neutral", None)[3], controls)
+            out, lift = pipe.convert_mel(mel, target, pipe.chunk_frames)
+        assert lift is not None
+
+        def speech(m: torch.Tensor) -> float:
+            e = energy(m.float())
+            return float(statistics(Prosody(log_f0=torch.zeros_like(e), voiced=torch.zeros_like(e), energy=e))[0, 2])
+
+        return (speech(out) + float(lift[0]) - speech(mel)) * 20 / math.log(10), float(lift[0]) * 20 / math.log(10)
+
+    kept, lift = level_db(Controls())
+    assert kept == pytest.approx(0.0, abs=0.1) and lift > 3.0  # G's rendering of the loud take is raised back
+    # +4 dB asked by hand (the reshape's gain, measured over the output's own speech frames: within 0.3 dB)
+    assert level_db(parse_controls(level="auto+4"))[0] == pytest.approx(4.0, abs=0.3)
 
 
 def _pipeline_with_predictor(tmp_path: Path, **options: object) -> Pipeline:

@@ -24,6 +24,7 @@ from ainn_cli.errors import DeviceError
 from ainn_cli.models.generator import Generator, GeneratorConfig
 from ainn_cli.models.predictor import ProsodyPredictor, ProsodyPredictorConfig
 from ainn_cli.pipeline import Pipeline, load_pipeline
+from ainn_cli.prosody import NEPER_TO_DB
 from ainn_cli.stream_convert import convert_file
 from ainn_cli.stream_strength import PLOT_COLUMNS, read_file
 from tests.conftest import one_line, tiny_modules, tone
@@ -41,12 +42,18 @@ def speech(seconds: float, rate: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray
 
 def bundle(tmp_path: Path, variant: str) -> Path:
     """Tiny bundles: `paper` (no prosody path), `reshape` (the default's: reshaped mel, guidance, energy matched, low
-    voice, a contour, 1.2 x longer) and `rendered` (G renders the prosody channels)."""
+    voice, a contour, 1.2 x longer), `quiet` (reshape with a G 80 dB quieter, under the source, so that the waveform
+    is raised back, `prosody.level_lift`) and `rendered` (G renders the prosody channels)."""
     modules = tiny_modules(seed=3)
     if variant == "paper":
         return save_bundle(tmp_path / variant, _info(), modules)
+    if variant == "quiet":
+        with torch.no_grad():
+            bias = cast(Generator, modules["generator"]).out.bias
+            assert bias is not None
+            bias -= 80 / NEPER_TO_DB
     options = {"match_energy": "lower", "blend_neutral": True, "guidance": 2.0, "low_voice_hz": 400.0,
-               "contour_bins": 4, "rate_weight": 0.4} if variant == "reshape" else {}
+               "contour_bins": 4, "rate_weight": 0.4} if variant in ("reshape", "quiet") else {}
     predictor = ProsodyPredictor(ProsodyPredictorConfig(emotion_dim=8, **options))  # type: ignore[arg-type]
     with torch.no_grad():
         last = cast(torch.nn.Linear, predictor.net[-1])
@@ -73,14 +80,14 @@ def chunked(path: Path) -> Pipeline:
 
 
 @pytest.mark.parametrize("variant", ["paper", *(pytest.param(v, marks=pytest.mark.slow)
-                                                 for v in ("reshape", "rendered"))])
+                                                 for v in ("reshape", "quiet", "rendered"))])
 def test_a_stream_converts_as_the_whole_array_does(tmp_path: Path, variant: str) -> None:
     pipe = chunked(bundle(tmp_path, variant))
     source = tmp_path / "src.flac"
     sf.write(source, soxr.resample(speech(3.0), SAMPLE_RATE, 44100), 44100)  # resampled on the way in
     sf.write(tmp_path / "ref.wav", tone(1.0, f0=220, seed=2), SAMPLE_RATE)
     reference = read_audio(tmp_path / "ref.wav")
-    tempo = variant == "reshape" or None  # the reshape bundle follows the reference's speaking rate (hama)
+    tempo = variant in ("reshape", "quiet") or None  # the reshape bundles follow the reference's speaking rate (hama)
     whole = pipe.convert(read_audio(source), reference, tempo=tempo)
     write_wav(tmp_path / "whole.wav", whole.wave)
     streamed = convert_file(pipe, AudioReader(source), reference, tmp_path / "stream.wav", tempo=tempo)
@@ -89,6 +96,13 @@ def test_a_stream_converts_as_the_whole_array_does(tmp_path: Path, variant: str)
     assert (len(a) == read_audio(source).samples.size) == (variant == "paper")  # the others change the duration
     assert np.abs(a - b).max() <= 4 * LSB, np.abs(a - b).max()  # the retiming's float rounding, a few steps at most
     assert np.abs(a).max() > 100 * LSB  # not two silences
+    if variant == "quiet":  # the waveform was raised (by the same gain in both): the level the source had
+        samples = read_audio(source).samples
+        with torch.inference_mode():
+            mel = pipe._mel(samples)
+            target = pipe._ask(samples, mel, reference, None, None, tempo)[3]
+            lift = pipe.convert_mel(mel, target, pipe.chunk_frames)[1]
+        assert lift is not None and float(lift[0]) * NEPER_TO_DB > 10.0
     assert streamed.emotion == whole.emotion and streamed.strength == whole.strength
     assert streamed.prosody == whole.prosody
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["ref.wav", "src.flac", "stream.wav",

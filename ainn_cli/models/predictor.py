@@ -36,7 +36,10 @@ class ProsodyPredictorConfig:
     gain: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per change (CHANGES order): < 1 tempers what was fitted
     # reshape path, after G: "lower" brings the output's mean speech energy down to the asked one (the source's
     # plus the predicted change) where G made it louder, so that strength 0 keeps the source's level and sad
-    # gets quieter; "match" also raises it (it cost words on LibriSpeech validation readers); "off" leaves G's
+    # gets quieter, and where G made it quieter than the source (a loud, normalised recording: G renders about
+    # 10 dB under it) raises the vocoded waveform to the source's level, or to the asked one where that is lower
+    # or was set by hand (`prosody.level_lift`); "match" raises the mel itself to the asked level (it cost words
+    # on LibriSpeech validation readers); "off" leaves G's
     match_energy: str = "off"
     # G's emotion embedding goes from the neutral prototype (strength 0) to the reference's (strength 1) along
     # the unit sphere, so that at strength 0 G too is asked for neutral speech, not only the prosody path
