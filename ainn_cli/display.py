@@ -78,6 +78,8 @@ class Converted:
     rtf: float
     prosody: dict[str, float] | None
     measured: dict[str, float | None] | None = None  # the output against the source, measured (measure.py)
+    heard_label: str | None = None  # the reference as the reader (`ainn strength`) hears it, where the model has one
+    heard_strength: float | None = None
 
     @classmethod
     def of(cls, job: Job, result: ConversionResult | StreamedConversion) -> Converted:
@@ -89,6 +91,8 @@ class Converted:
             rtf=round(result.rtf, 3),
             prosody=None if prosody is None else {k: round(v, 2) for k, v in vars(prosody).items()},
             measured=None if result.measured is None else {k: _rounded(v) for k, v in vars(result.measured).items()},
+            heard_label=result.heard.label if result.heard else None,
+            heard_strength=round(result.heard.strength, 3) if result.heard else None,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -100,7 +104,14 @@ class Converted:
         asked = _prosody_text(self.prosody)
         return (f"{self.output}: {self.emotion} at strength {self.strength}{ref}"
                 f"{', asked' + asked[1:] if asked else ''}{_measured_text(self.measured)}, "
-                f"{self.seconds} s, real-time factor {self.rtf}")
+                f"{self.seconds} s, real-time factor {self.rtf}{self._disagreement()}")
+
+    def _disagreement(self) -> str:
+        """A note where `ainn strength` hears the reference as another emotion than the conversion followed."""
+        if self.heard_label is None or self.reference_label is None or self.heard_label == self.reference_label:
+            return ""
+        return (f" (`ainn strength` hears the reference as {self.heard_label} at {self.heard_strength}; the "
+                f"conversion follows the model's recognizer, which hears {self.reference_label})")
 
 
 def _rounded(value: float) -> float | None:

@@ -161,8 +161,13 @@ class Pipeline(Renderer):
             wave=wave, reference=reading, emotion=label, strength=level,
             seconds=len(samples) / SAMPLE_RATE, elapsed=time.perf_counter() - start,
             prosody=None if change is None else _described(change, length / max(len(samples), 1), target.contour),
-            measured=measure(samples, wave, target.pitch),
+            measured=measure(samples, wave, target.pitch), heard=self.hear(reference),
         )
+
+    @torch.inference_mode()
+    def hear(self, reference: Audio | np.ndarray | None) -> StrengthReading | None:
+        """The reference as the reader hears it (`strength`'s reading), None without a reference or a reader."""
+        return None if reference is None or self.reader is None else read_emotion(self.reader, _samples(reference))
 
     def _ask(
         self, samples: np.ndarray, mel: torch.Tensor, reference: Audio | np.ndarray | None, strength: float | None,

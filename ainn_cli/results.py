@@ -44,6 +44,9 @@ class ConversionResult:
     elapsed: float
     prosody: ProsodyChange | None = None  # None for models without a prosody path
     measured: MeasuredChange | None = None  # the output's change against the source, measured (measure.py)
+    # the reference as the bundle's reader hears it (what `ainn strength` says), where the bundle has a reader: the
+    # conversion follows the recognizer R (`reference`), and the two can disagree on speech unlike RAVDESS's
+    heard: StrengthReading | None = None
 
     @property
     def rtf(self) -> float:

@@ -75,6 +75,7 @@ class StreamedConversion:
     elapsed: float
     prosody: ProsodyChange | None = None
     measured: MeasuredChange | None = None  # a stream's output is not measured against its source (measure.py)
+    heard: StrengthReading | None = None  # the reader's reading of the reference (`ConversionResult.heard`)
 
     @property
     def rtf(self) -> float:
@@ -164,7 +165,8 @@ def convert_file(pipe: Pipeline, source: AudioReader, reference: Audio | None, o
     return StreamedConversion(
         output=output, reference=reading, emotion=label, strength=level, seconds=src.samples / SAMPLE_RATE,
         elapsed=time.perf_counter() - start,
-        prosody=None if change is None else _described(change, length / max(src.samples, 1), target.contour))
+        prosody=None if change is None else _described(change, length / max(src.samples, 1), target.contour),
+        heard=pipe.hear(reference))
 
 
 def disk_needed(samples: int, rate: int, content_dim: int) -> int:

@@ -191,6 +191,37 @@ def test_the_result_line_says_what_was_measured() -> None:
     assert "asked pitch -1.0 st" in line and "measured pitch -0.6 st, ? dB, duration x1.10" in line
 
 
+def test_the_result_line_says_when_ainn_strength_hears_the_reference_otherwise() -> None:
+    def line(heard: str | None) -> str:
+        return Converted(source="s.wav", reference="r.wav", output="o.wav", emotion="angry", strength=0.24,
+                         reference_label="angry", reference_strength=0.24, seconds=2.0, rtf=0.1, prosody=None,
+                         heard_label=heard, heard_strength=None if heard is None else 0.88).sentence()
+
+    assert line("sad").endswith("(`ainn strength` hears the reference as sad at 0.88; the conversion follows the "
+                                "model's recognizer, which hears angry)")
+    assert "ainn strength" not in line("angry") and "ainn strength" not in line(None)
+
+
+@needs_encoder
+def test_a_conversion_reports_the_reading_that_ainn_strength_gives(tmp_path: Path) -> None:
+    from ainn_cli.audio import read_audio
+    from ainn_cli.audio_stream import AudioReader
+    from ainn_cli.pipeline import load_pipeline
+    from ainn_cli.stream_convert import convert_file
+
+    pipe = load_pipeline(device="cpu")
+    if pipe.reader is None:
+        pytest.skip("the default bundle has no reader")
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    source, reference = samples / "neutral_actor23.flac", read_audio(samples / "sad_actor24.flac")
+    expected = pipe.strength(reference)
+    whole = pipe.convert(read_audio(source), reference).heard
+    streamed = convert_file(pipe, AudioReader(source), reference, tmp_path / "o.wav").heard
+    for heard in (whole, streamed):
+        assert heard is not None and (heard.label, heard.strength) == (expected.label, expected.strength)
+    assert pipe.convert(read_audio(source), emotion="sad").heard is None  # no reference, nothing heard
+
+
 def test_corpora_read_labels_speakers_and_splits_from_names(tmp_path: Path) -> None:
     from ainn_cli.train.emotional_corpora import emodb, split_of, urdu
 
