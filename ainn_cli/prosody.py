@@ -198,13 +198,6 @@ def with_fine_structure(mel: torch.Tensor, harmonics: torch.Tensor) -> torch.Ten
     return split_envelope(mel)[0] + split_envelope(harmonics)[1]
 
 
-def match_energy(mel: torch.Tensor, like: torch.Tensor, louder: bool = True) -> torch.Tensor:
-    """Shift a log-mel `(B, 80, T)` by one constant so that its mean speech energy equals that of `like`
-    `(B, 80, T')`: the loudness the prosody path asked for, whatever level the generator drifted to.
-    With `louder` False it is only ever lowered (a mel pushed above the generator's own level loses words)."""
-    return mel + energy_shift(energy(mel.float()), energy(like.float()), louder)[:, None, None].to(mel.dtype)
-
-
 def energy_shift(have: torch.Tensor, want: torch.Tensor, louder: bool = True) -> torch.Tensor:
     """`match_energy`'s shift `(B,)` from the two mels' frame energies `(B, T)`, `(B, T')`."""
     shift = _masked_mean(want, speech_mask(want)) - _masked_mean(have, speech_mask(have))
@@ -220,6 +213,20 @@ def level_lift(have: torch.Tensor, asked: torch.Tensor, source: torch.Tensor | N
     if source is not None:
         floor = torch.minimum(floor, _masked_mean(source, speech_mask(source)))
     return (floor - _masked_mean(have, speech_mask(have))).clamp(min=0.0)
+
+
+def level_plan(have: torch.Tensor, asked: torch.Tensor, mode: str, source: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What the predictor's `match_energy` mode does to a conversion whose frame energies are `have` `(B, T')`,
+    asked `asked` `(B, T')` (the reshaped mel's: the loudness the prosody path asked for, whatever level the
+    generator drifted to) and, unless the level was set by hand, the source's `source` `(B, T)`: the constant
+    `(B,)` the mel is shifted by ("match": to the asked level; "lower": only ever down, a mel pushed above the
+    generator's own level loses words) and the ln gain `(B,)` the vocoded waveform is raised by ("lower":
+    `level_lift`). None where the mode does neither ("off")."""
+    if mode == "off":
+        return None, None
+    shift = energy_shift(have, asked, louder=mode == "match")
+    return shift, level_lift(have + shift[:, None], asked, source) if mode == "lower" else None
 
 
 def retime(x: torch.Tensor, frames: int) -> torch.Tensor:

@@ -25,8 +25,7 @@ from ainn_cli.prosody import (
     NEPER_TO_DB,
     Prosody,
     apply_change,
-    level_lift,
-    match_energy,
+    level_plan,
     mean_f0,
     new_length,
     reshape_mel,
@@ -137,11 +136,9 @@ class Renderer:
         mode = self.prosody.config.match_energy if self.prosody is not None else "off"
         if source is None or rendered or mode == "off":
             return out, None
-        out = match_energy(out, mel, louder=mode == "match")  # mel is the reshaped input here: the asked loudness
-        if mode != "lower":
-            return out, None
         floor = None if target.lift_to_asked else energy(original.float())
-        return out, level_lift(energy(out.float()), energy(mel.float()), floor)
+        shift, lift = level_plan(energy(out.float()), energy(mel.float()), mode, floor)  # mel: the reshaped input
+        return (out if shift is None else out + shift[:, None, None].to(out.dtype)), lift
 
     def _generate(self, frames: torch.Tensor, target: Target, timbre: torch.Tensor,
                   prosody: torch.Tensor | None) -> torch.Tensor:

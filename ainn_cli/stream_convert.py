@@ -43,8 +43,7 @@ from ainn_cli.prosody import (
     NEPER_TO_DB,
     Prosody,
     apply_change,
-    energy_shift,
-    level_lift,
+    level_plan,
     new_length,
     reshape_frames,
     reshape_plan,
@@ -334,11 +333,9 @@ class _Render:
         if self.plan is None or mode == "off":
             return None, 1.0
         got, asked = torch.cat(have, dim=-1), torch.cat(want, dim=-1)
-        shift = energy_shift(got, asked, louder=mode == "match")
-        if mode != "lower":
-            return shift, 1.0
         floor = None if self.target.lift_to_asked else self.src.energy.to(got.device)
-        return shift, float(torch.exp(level_lift(got + shift[:, None], asked, floor)[0].float()))
+        shift, lift = level_plan(got, asked, mode, floor)
+        return shift, 1.0 if lift is None else float(torch.exp(lift[0].float()))
 
     def _vocode_chunk(self) -> int:
         """Frames HiFi-GAN gets at once: one of its tiles with its context where it tiles (the CPU), so the progress

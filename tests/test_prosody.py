@@ -23,7 +23,7 @@ from ainn_cli.prosody import (
     Prosody,
     apply_change,
     level_lift,
-    match_energy,
+    level_plan,
     measure_change,
     new_length,
     reshape_mel,
@@ -344,7 +344,14 @@ def test_match_energy_shifts_the_whole_mel_to_the_asked_speech_energy() -> None:
     torch.manual_seed(0)
     like = torch.randn(2, 80, 120) - 4.0
     mel = like[..., :100] * 0.5 + torch.tensor([3.0, -6.0])[:, None, None]  # the first too loud, the second too quiet
-    out = match_energy(mel, like)
+
+    def match_energy(mode: str) -> torch.Tensor:
+        """The mel shifted as `match_energy = mode` shifts G's output (`level_plan`)."""
+        shift = level_plan(energy(mel), energy(like), mode)[0]
+        assert shift is not None
+        return mel + shift[:, None, None]
+
+    out = match_energy("match")
 
     def speech(m: torch.Tensor) -> torch.Tensor:
         return statistics(Prosody(log_f0=torch.zeros(2, m.shape[-1]), voiced=torch.zeros(2, m.shape[-1]),
@@ -353,9 +360,11 @@ def test_match_energy_shifts_the_whole_mel_to_the_asked_speech_energy() -> None:
     torch.testing.assert_close(speech(out), speech(like))
     shift = out - mel  # one constant per utterance: the spectral shape and the contour stay G's
     torch.testing.assert_close(shift, shift[..., :1, :1].expand_as(shift))
-    lowered = match_energy(mel, like, louder=False)  # only the loud one moves
+    lowered = match_energy("lower")  # only the loud one moves
     torch.testing.assert_close(lowered[0], out[0])
     torch.testing.assert_close(lowered[1], mel[1])
+    assert level_plan(energy(mel), energy(like), "off") == (None, None)
+    assert level_plan(energy(mel), energy(like), "match")[1] is None  # a waveform lift only with "lower"
     with pytest.raises(ValueError, match="match_energy must be one of"):
         ProsodyPredictor(ProsodyPredictorConfig(match_energy="yes"))
 
