@@ -25,12 +25,15 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ainn_cli.train.emotional_corpora import SPLITS, Clip, emodb, ravdess
 from benchmarks.judges.whisper_judge import DECAYS, bootstrap_ci, cached_features, fit_judge, neutral_offsets
+
+if TYPE_CHECKING:
+    from ainn_cli.pipeline import Pipeline
 
 EMOTIONS = ("angry", "happy", "sad")
 RAVDESS_EMOTIONS = ("angry", "happy", "sad", "surprise")
@@ -75,11 +78,9 @@ def fit(emodb_clips: Sequence[Clip], ravdess_clips: Sequence[Clip]) -> tuple[obj
     return fit_judge(x[train], y[train], JUDGE_LABELS, best), {"decay": best, "val_real_accuracy": val_acc[best]}
 
 
-def convert(triples: Sequence[tuple[Clip, Clip, Clip]], model: str, out: Path) -> list[Path]:
+def convert(triples: Sequence[tuple[Clip, Clip, Clip]], pipeline: Pipeline, out: Path) -> list[Path]:
     from ainn_cli.audio import read_audio, write_wav
-    from ainn_cli.pipeline import load_pipeline
 
-    pipeline = load_pipeline(model, "cpu")
     files = []
     for src, ref, tgt in triples:
         file = out / f"{src.path.stem}__{tgt.label}__{ref.path.stem}.wav"
@@ -93,7 +94,7 @@ def convert(triples: Sequence[tuple[Clip, Clip, Clip]], model: str, out: Path) -
 class Measures(NamedTuple):
     """What `measures` reads from one recording."""
 
-    f0: float  # median F0 of voiced speech, semitones re 100 Hz (WORLD Harvest)
+    f0: float  # median F0 of the voiced frames, semitones re 100 Hz (WORLD Harvest)
     energy: float  # mean speech energy, dB
     voiced: float  # share of speech frames Harvest calls voiced (breathy or rough speech: fewer)
     energy_sd: float  # standard deviation of the speech frames' energy, dB (how much the loudness moves)
@@ -140,17 +141,26 @@ def score(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path], jud
     real_x = normalised(real_clips)
     index = {c.path: i for i, c in enumerate(real_clips)}
     real_pred = judge.predict(real_x[[index[t.path] for _, _, t in triples]])  # type: ignore[attr-defined]
-    hits = np.array([p == t.label for p, (_, _, t) in zip(predicted, triples)], dtype=float)
-    real_hits = np.array([p == t.label for p, (_, _, t) in zip(real_pred, triples)], dtype=float)
+    hits, real_hits = _hits(predicted, triples), _hits(real_pred, triples)
     out: dict[str, object] = {"pairs": len(triples), "judge": float(hits.mean()), "judge_ci": bootstrap_ci(hits),
                               "judge_real_targets": float(real_hits.mean())}
     prosody = _prosody(triples, files)
-    for e in sorted({t.label for _, _, t in triples}):
-        rows = [i for i, (_, _, t) in enumerate(triples) if t.label == e]
+    for e, rows in _rows(triples).items():
         out[e] = {"judge": float(hits[rows].mean()), "real": float(real_hits[rows].mean()),
                   "heard_as": {p: sum(1 for i in rows if predicted[i] == p) for p in JUDGE_LABELS},
                   **{k: v for k, v in prosody.items() if k.startswith(e)}}
     return out
+
+
+def _hits(predicted: Sequence[str] | np.ndarray, triples: Sequence[tuple[Clip, Clip, Clip]]) -> np.ndarray:
+    """1.0 where the judge's label is the triple's target emotion, else 0.0 `(pairs,)`."""
+    return np.array([p == t.label for p, (_, _, t) in zip(predicted, triples)], dtype=float)
+
+
+def _rows(triples: Sequence[tuple[Clip, Clip, Clip]]) -> dict[str, list[int]]:
+    """The triples' indices per target emotion, emotions sorted."""
+    return {e: [i for i, (_, _, t) in enumerate(triples) if t.label == e]
+            for e in sorted({t.label for _, _, t in triples})}
 
 
 def _prosody(triples: Sequence[tuple[Clip, Clip, Clip]], files: Sequence[Path]) -> dict[str, object]:
@@ -176,14 +186,12 @@ def _medians(*columns: np.ndarray) -> list[float]:
     return [round(float(np.median(c)), 2) for c in columns]
 
 
-def copy_synthesis(triples: Sequence[tuple[Clip, Clip, Clip]], model: str, out: Path) -> list[Path]:
+def copy_synthesis(triples: Sequence[tuple[Clip, Clip, Clip]], pipeline: Pipeline, out: Path) -> list[Path]:
     """The real targets through the model's vocoder alone (their log-mel, vocoded): what the judge hears when
     nothing but the vocoder stands between it and the real emotional take."""
     from ainn_cli.audio import read_audio, write_wav
     from ainn_cli.mel import log_mel
-    from ainn_cli.pipeline import load_pipeline
 
-    pipeline = load_pipeline(model, "cpu")
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for _, _, tgt in triples:
@@ -198,9 +206,8 @@ def copy_synthesis_report(triples: Sequence[tuple[Clip, Clip, Clip]], files: Seq
                           clips: Sequence[Clip]) -> dict[str, object]:
     """How often the judge hears the target in the copy-syntheses, overall and per emotion."""
     predicted = judged(triples, files, judge, clips)
-    hits = np.array([p == t.label for p, (_, _, t) in zip(predicted, triples)], dtype=float)
-    per = {e: float(hits[[i for i, (_, _, t) in enumerate(triples) if t.label == e]].mean())
-           for e in sorted({t.label for _, _, t in triples})}
+    hits = _hits(predicted, triples)
+    per = {e: float(hits[rows].mean()) for e, rows in _rows(triples).items()}
     return {"judge_copy_synthesis": float(hits.mean()), "judge_copy_synthesis_per_emotion": per}
 
 
@@ -226,11 +233,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         emotions = RAVDESS_EMOTIONS
     triples = pairs(clips, SPLITS[args.corpus][args.split], emotions)
     args.out.mkdir(parents=True, exist_ok=True)
-    files = convert(triples, args.model, args.out)
+    from ainn_cli.pipeline import load_pipeline
+
+    pipeline = load_pipeline(args.model, "cpu")
+    files = convert(triples, pipeline, args.out)
     report = {"model": args.model, "corpus": args.corpus, "split": args.split, **facts,
               **score(triples, files, judge, clips)}
     if args.copy_synthesis:
-        copies = copy_synthesis(triples, args.model, args.out / "copy_synthesis")
+        copies = copy_synthesis(triples, pipeline, args.out / "copy_synthesis")
         report.update(copy_synthesis_report(triples, copies, judge, clips))
     (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
